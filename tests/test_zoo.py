@@ -1,0 +1,165 @@
+"""The zoo models against SPEC: parameter counts, shapes, weights, arguments."""
+
+import larq as lq
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ir2net_tf import zoo
+from ir2net_tf.models.common import FEATURES_LAYER
+
+# SPEC's "trainable parameter counts of the reference".
+REFERENCE_PARAMS = {
+    ("IR2ResNet18", "A"): 12_220_264,
+    ("IR2ResNet18", "B"): 11_960_424,
+    ("IR2ResNet18", "C"): 11_882_344,
+    ("IR2ResNet18", "D"): 11_727_070,
+    ("IR2ResNet34", "A"): 22_332_136,
+    ("IR2ResNet34", "B"): 22_072_296,
+    ("IR2ResNet34", "C"): 21_994_216,
+    ("IR2ResNet34", "D"): 21_838_942,
+    ("IR2ResNet20", None): 272_458,
+    ("IR2ResNet18CIFAR", None): 11_207_096,
+    ("IR2VGGSmall", None): 4_675_834,
+}
+BINARY_KERNEL_WEIGHTS = {"IR2ResNet18": 10_985_472, "IR2ResNet34": 21_086_208}
+BINARY_CONVS = {"IR2ResNet18": 16, "IR2ResNet34": 32, "IR2ResNet20": 18, "IR2ResNet18CIFAR": 16, "IR2VGGSmall": 5}
+# (logits, F) shapes at the default input size.
+SHAPES = {
+    "IR2ResNet18": (1000, (7, 7, 512)),
+    "IR2ResNet34": (1000, (7, 7, 512)),
+    "IR2ResNet20": (10, (8, 8, 64)),
+    "IR2ResNet18CIFAR": (10, (4, 4, 512)),
+    "IR2VGGSmall": (10, (4, 4, 512)),
+}
+
+
+def trainable_count(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def binary_convs(model):
+    return [layer for layer in model.layers if isinstance(layer, lq.layers.QuantConv2D)]
+
+
+@pytest.mark.parametrize("name, variant", sorted(REFERENCE_PARAMS, key=str))
+def test_parameter_counts_and_shapes(name, variant):
+    model = zoo.build(name, variant=variant)
+    assert trainable_count(model) == REFERENCE_PARAMS[name, variant]
+    convs = binary_convs(model)
+    assert len(convs) == BINARY_CONVS[name]
+    if name in BINARY_KERNEL_WEIGHTS:
+        assert sum(int(np.prod(c.kernel.shape)) for c in convs) == BINARY_KERNEL_WEIGHTS[name]
+    classes, feature_shape = SHAPES[name]
+    assert model.output_shape == (None, classes)
+    assert tuple(model.get_layer(FEATURES_LAYER).output.shape[1:]) == feature_shape
+
+
+def test_binary_conv_configuration_follows_spec():
+    model = zoo.IR2ResNet20()
+    for conv in binary_convs(model):
+        config = conv.get_config()
+        assert config["use_bias"] is False and config["padding"] == "same"
+        assert config["pad_values"] == 0.0
+        assert conv.input_quantizer.__class__.__name__ == "ApproxSign"
+        assert conv.kernel_quantizer.__class__.__name__ == "SteSign"
+        assert isinstance(conv.kernel_constraint, lq.constraints.WeightClip)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            assert layer.epsilon == 1e-5 and layer.momentum == 0.9
+    one_padded = zoo.IR2ResNet20(pad_values=1.0)
+    assert {c.pad_values for c in binary_convs(one_padded)} == {1.0}
+
+
+def test_with_feature_map_shares_weights_and_returns_f():
+    model = zoo.IR2ResNet20(classifier_activation=None)
+    both = zoo.with_feature_map(model)
+    x = tf.random.normal((2, 32, 32, 3), seed=3)
+    logits, features = both(x, training=False)
+    np.testing.assert_allclose(logits.numpy(), model(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+    assert features.shape == (2, 8, 8, 64)
+    assert len(both.trainable_weights) == len(model.trainable_weights)
+    softmax = zoo.IR2ResNet20(weights=None)
+    np.testing.assert_allclose(softmax(x).numpy().sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_step_one_weights_load_into_step_two(tmp_path):
+    step1 = zoo.IR2ResNet18(input_shape=(64, 64, 3), variant="C", binary_weights=False)
+    for conv in binary_convs(step1):
+        assert conv.kernel_quantizer is None and conv.kernel_constraint is None
+        conv.kernel.assign(tf.random.normal(conv.kernel.shape, stddev=3.0))  # outside the clip
+    path = str(tmp_path / "step1.weights.h5")
+    step1.save_weights(path)
+    step2 = zoo.IR2ResNet18(input_shape=(64, 64, 3), variant="C", weights=path)
+    assert [w.name for w in step1.weights] == [w.name for w in step2.weights]
+    for a, b in zip(step1.weights, step2.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, shape, filename",
+    [
+        ("IR2ResNet18", {"variant": "C", "input_shape": (64, 64, 3)}, (64, 64, 3), "model.keras"),
+        ("IR2ResNet20", {}, (32, 32, 3), "model.h5"),
+        ("IR2VGGSmall", {"recovery": False}, (32, 32, 3), "model.keras"),
+    ],
+)
+def test_save_load_round_trip_without_custom_objects(tmp_path, name, kwargs, shape, filename):
+    model = zoo.build(name, **kwargs)
+    # Non-trivial batch-norm statistics, so that a lost variable would show.
+    for _ in range(3):
+        model(np.random.normal(size=(4, *shape)).astype(np.float32), training=True)
+    x = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
+    path = str(tmp_path / filename)
+    model.save(path)
+    restored = tf.keras.models.load_model(path)
+    np.testing.assert_array_equal(restored(x, training=False).numpy(), model(x, training=False).numpy())
+
+
+def test_bare_backbone_is_bireal_net():
+    bare = zoo.IR2ResNet18(recovery=False)
+    names = [layer.name for layer in bare.layers]
+    assert not any(n.startswith("recovery") for n in names) and "classifier_bn" not in names
+    # Bi-Real Net-18 (larq-zoo) differs only in its weight quantizer and BN epsilon.
+    from larq_zoo.literature import BiRealNet
+
+    # larq-zoo's Bi-Real Net has no PReLU: ours adds 64 slopes in the stem and
+    # 4 blocks x (64 + 128 + 256 + 512) in the stages; all else is equal.
+    assert trainable_count(bare) == trainable_count(BiRealNet(weights=None)) + 64 + 3_840
+
+
+def test_include_top_false_returns_fused_map():
+    model = zoo.IR2ResNet18(include_top=False, input_shape=(64, 64, 3))
+    assert model.output_shape == (None, 2, 2, 512)
+    assert zoo.IR2ResNet20(include_top=False, recovery=False).output_shape == (None, 8, 8, 64)
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, message",
+    [
+        ("IR2ResNet18", {"variant": "E"}, r"Unknown variant 'E'; choose one of \['A', 'B', 'C', 'D'\]"),
+        ("IR2ResNet20", {"variant": "Z"}, r"choose one of \[None, 'A', 'B', 'C', 'D'\]"),
+        ("IR2ResNet18", {"input_shape": (224, 224, 1)}, "takes \\(height, width, 3\\) RGB images"),
+        ("IR2ResNet18", {"input_shape": (16, 16, 3)}, "multiples of 32"),
+        ("IR2ResNet18", {"input_shape": (200, 200, 3)}, "multiples of 32"),
+        ("IR2ResNet20", {"input_shape": (30, 30, 3)}, "multiples of 4"),
+        ("IR2VGGSmall", {"input_shape": (None, None, 3)}, "fixed height and width"),
+        ("IR2ResNet20", {"include_top": False, "num_classes": 5}, "num_classes is only used with include_top=True"),
+        ("IR2ResNet20", {"num_classes": 0}, "positive integer"),
+        ("IR2ResNet20", {"weights": "imagenet"}, "no downloadable pretrained weights"),
+        ("IR2ResNet20", {"weights": "/no/such/file.h5"}, "does not exist"),
+        ("IR2ResNet20", {"pad_values": 0.5}, r"pad_values must be one of \(0.0, 1.0\)"),
+    ],
+)
+def test_bad_arguments_name_the_choices(name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.build(name, **kwargs)
+
+
+def test_unknown_model_and_mismatched_weights(tmp_path):
+    with pytest.raises(ValueError, match="Unknown model 'ResNet50'; choose one of"):
+        zoo.build("ResNet50")
+    path = str(tmp_path / "vgg.weights.h5")
+    zoo.IR2VGGSmall().save_weights(path)
+    with pytest.raises(ValueError, match="does not match model 'ir2_resnet20'"):
+        zoo.IR2ResNet20(weights=path)
