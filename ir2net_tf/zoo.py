@@ -11,6 +11,7 @@ import dataclasses
 from typing import Callable, Dict, Optional, Tuple
 
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from ir2net_tf.models.any_backbone import add_recovery_head
 from ir2net_tf.models.cifar import IR2ResNet18CIFAR, IR2ResNet20, IR2VGGSmall
 from ir2net_tf.models.common import FEATURES_LAYER, with_feature_map
 from ir2net_tf.models.resnet_imagenet import IR2ResNet18, IR2ResNet34
@@ -72,6 +73,7 @@ __all__ = [
     "IR2ResNet18CIFAR",
     "IR2VGGSmall",
     "MODELS",
+    "add_recovery_head",
     "ModelInfo",
     "FEATURES_LAYER",
     "build",
