@@ -1,0 +1,1 @@
+"""``python -m zoo``: the catalog of IR²Net models (see ``python -m zoo --help``)."""

@@ -1,0 +1,71 @@
+"""python -m zoo: the IR²Net model catalog.
+
+  python -m zoo list [--json]             every model and variant: parameters, BOPs,
+                                          FLOPs, size, the paper's accuracy
+  python -m zoo summary NAME [--variant X] the per-layer Larq summary of one model
+"""
+
+import ir2net_tf  # noqa: F401  (Keras 2 before TensorFlow)
+
+import argparse
+import json
+import sys
+
+from ir2net_tf import zoo
+
+
+def _variant(text):
+    return None if text in (None, "", "paper", "None") else text.upper()
+
+
+def cmd_list(args) -> int:
+    from zoo.catalog import catalog_rows, markdown_table
+
+    rows = catalog_rows(progress=not args.json)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    else:
+        print(markdown_table(rows))
+        print(
+            "\nFLOPs = BOPs / 64 + full-precision MACs. Sizes count binary weights at 1 bit. "
+            "Accuracies are the paper's reported ImageNet / CIFAR-10 figures, not ours."
+        )
+    return 0
+
+
+def cmd_summary(args) -> int:
+    import larq as lq
+
+    info = zoo.get_model_info(args.name)
+    variant = _variant(args.variant) if args.variant is not None else info.default_variant
+    model = info.builder(variant=variant, recovery=not args.bare)
+    lq.models.summary(model)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m zoo", description="The IR²Net model catalog.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("list", help="one row per model and variant")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=cmd_list)
+    p = commands.add_parser("summary", help="the per-layer Larq summary of a model")
+    p.add_argument("name", help=f"one of {', '.join(zoo.MODELS)}")
+    p.add_argument("--variant", help="A-D (ImageNet models), or 'paper' for a CIFAR model's own head")
+    p.add_argument("--bare", action="store_true", help="the backbone without the recovery head")
+    p.set_defaults(run=cmd_summary)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
