@@ -63,6 +63,16 @@ def upsample_align_corners(maps, height, width):
     return tf.einsum("Hh,nhw,Ww->nHW", rows, maps, cols)
 
 
+def upsampled_attention(features, images, normalization: str = "height"):
+    """Steps 1–3: the attention map of F at the size of ``images``, (N, H, W)."""
+    images = tf.convert_to_tensor(images)
+    if images.shape.rank != 4:
+        raise ValueError(f"images must be (N, H, W, channels); got shape {images.shape}.")
+    attention = attention_map(features, normalization)
+    image_shape = tf.shape(images)
+    return upsample_align_corners(attention, image_shape[1], image_shape[2])
+
+
 def restriction_mask(
     features,
     images,
@@ -82,12 +92,7 @@ def restriction_mask(
     Returns:
         A float32 (N, H, W, 1) tensor of zeros and ones, with no gradient.
     """
-    images = tf.convert_to_tensor(images)
-    if images.shape.rank != 4:
-        raise ValueError(f"images must be (N, H, W, channels); got shape {images.shape}.")
-    attention = attention_map(features, normalization)
-    image_shape = tf.shape(images)
-    upsampled = upsample_align_corners(attention, image_shape[1], image_shape[2])
+    upsampled = upsampled_attention(features, images, normalization)
     threshold = lam * tf.reduce_mean(upsampled, axis=[1, 2], keepdims=True)
     mask = tf.cast(upsampled > threshold, tf.float32)[..., tf.newaxis]
     return tf.stop_gradient(mask)

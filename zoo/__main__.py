@@ -3,6 +3,8 @@
   python -m zoo list [--json]             every model and variant: parameters, BOPs,
                                           FLOPs, size, the paper's accuracy
   python -m zoo summary NAME [--variant X] the per-layer Larq summary of one model
+  python -m zoo show-restriction ...      PNGs of the attention, mask and restricted
+                                          input for real images
 """
 
 import ir2net_tf  # noqa: F401  (Keras 2 before TensorFlow)
@@ -12,6 +14,8 @@ import json
 import sys
 
 from ir2net_tf import zoo
+from ir2net_tf.deploy import DeployError
+from zoo import show_restriction
 
 
 def _variant(text):
@@ -55,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", help="A-D (ImageNet models), or 'paper' for a CIFAR model's own head")
     p.add_argument("--bare", action="store_true", help="the backbone without the recovery head")
     p.set_defaults(run=cmd_summary)
+    p = commands.add_parser("show-restriction", help="PNGs of what information restriction erases from images")
+    show_restriction.add_arguments(p)
+    p.set_defaults(run=show_restriction.run)
     return parser
 
 
@@ -62,7 +69,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as error:
+    except (ValueError, DeployError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
