@@ -331,10 +331,12 @@ def load_tfds(name, *, data_dir, manual_dir, image_size, augment, seed) -> Datas
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # noqa: BLE001 — tfds raises its own not-found types
+        # tfds's message lists every dataset it knows; keep only its suggestion.
+        hint = next((line for line in str(error).splitlines() if line.startswith("Did you mean")), "")
         raise ValueError(
-            f"Unknown dataset {name!r}: {error}. Use 'digits', a tensorflow-datasets name "
-            "(e.g. cifar10, cifar100, imagenet2012) or a folder of images with one "
-            "sub-folder per class."
+            f"Unknown dataset {name!r}. Choose 'digits', a tensorflow-datasets name (e.g. cifar10, "
+            "cifar100, imagenet2012; all: tfds.list_builders()) or a folder of images with one "
+            f"sub-folder per class. {hint}".strip()
         ) from error
     _prepare_tfds(builder, name, manual_dir)
     return _from_builder(builder, name, image_size, augment, seed, image_size)
