@@ -115,3 +115,33 @@ def restriction_grid(views: Dict[str, np.ndarray], index: int, title: Optional[s
 def png_bytes(rgb: np.ndarray) -> bytes:
     """Encodes an RGB uint8 array as PNG."""
     return tf.io.encode_png(tf.convert_to_tensor(rgb, tf.uint8)).numpy()
+
+
+class RestrictionGridLogger(tf.keras.callbacks.Callback):
+    """Logs the restriction grid of a fixed batch to TensorBoard.
+
+    Every ``every`` epochs (and after the first), each image of ``images``
+    gets an image summary ``restriction/<i>`` in ``log_dir``: how what the
+    network erases changes as it learns.
+    """
+
+    def __init__(self, student: tf.keras.Model, images, log_dir: str, *, every: int = 5, lam: float = DEFAULT_LAMBDA,
+                 normalization: str = "height", initial_epoch: int = 0):
+        super().__init__()
+        self.student = student
+        self.images = np.asarray(images, np.float32)
+        self.every = max(1, int(every))
+        self.lam = lam
+        self.normalization = normalization
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.initial_epoch = initial_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch != self.initial_epoch and (epoch + 1) % self.every:
+            return
+        views = restriction_views(self.student, self.images, lam=self.lam, normalization=self.normalization)
+        with self.writer.as_default():
+            for index in range(len(self.images)):
+                grid = restriction_grid(views, index, f"epoch {epoch + 1}")
+                tf.summary.image(f"restriction/{index}", grid[np.newaxis], step=epoch + 1)
+        self.writer.flush()

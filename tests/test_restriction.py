@@ -106,3 +106,23 @@ def test_bad_shapes_are_refused():
         restriction_mask(tf.zeros((4, 4, 8)), tf.zeros((1, 8, 8, 3)))
     with pytest.raises(ValueError, match=r"\(N, H, W, channels\)"):
         restriction_mask(tf.zeros((1, 4, 4, 8)), tf.zeros((8, 8, 3)))
+
+
+def test_tensorboard_grid_logger_writes_images(tmp_path):
+    from ir2net_tf import zoo
+    from ir2net_tf.visualize import RestrictionGridLogger
+
+    model = zoo.IR2ResNet20(input_shape=(16, 16, 3), classifier_activation=None)
+    before = [w.numpy().copy() for w in model.weights]
+    logger = RestrictionGridLogger(model, np.random.normal(size=(2, 16, 16, 3)), str(tmp_path), every=2)
+    for epoch in range(4):
+        logger.on_epoch_end(epoch)
+    steps = []
+    for event_file in tmp_path.iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            steps += [(value.tag, event.step) for value in event.summary.value]
+    assert sorted(steps) == [("restriction/0", 1), ("restriction/0", 2), ("restriction/0", 4),
+                             ("restriction/1", 1), ("restriction/1", 2), ("restriction/1", 4)]
+    # Showing never changes the model (batch-norm statistics included).
+    for a, b in zip(before, model.weights):
+        np.testing.assert_array_equal(a, b.numpy())
