@@ -5,7 +5,8 @@ import csv
 import io
 import json
 import os
-import tempfile
+
+from ir2net_tf.files import atomic_write
 
 CONFIG = "config.json"
 METRICS = "metrics.csv"
@@ -23,22 +24,6 @@ METRIC_COLUMNS = (
 def stage_weights(stage: str, kind: str) -> str:
     """``stage1_final.weights.h5`` and the like: each stage's own weights."""
     return f"stage{stage}_{kind}.weights.h5"
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from other users
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_json(path: str, value) -> None:
