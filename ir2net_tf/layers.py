@@ -18,6 +18,20 @@ BN_MOMENTUM = 0.9
 
 PAD_VALUES = (0.0, 1.0)
 ACTIVATIONS = ("prelu", "hardtanh")
+# "same": TensorFlow's padding (for stride 2 on an even size it pads 0 before
+# and 1 after). "pytorch": PyTorch's symmetric ``padding=k // 2``, which for
+# stride 2 on an even size reads 1 padded pixel before and none after. Models
+# whose weights come from PyTorch (``ir2net_tf.pytorch_import``) need it.
+PADDINGS = ("same", "pytorch")
+
+
+def check_padding(padding: str) -> str:
+    if padding not in PADDINGS:
+        raise ValueError(
+            f"padding must be one of {PADDINGS} ('same' is TensorFlow's, 'pytorch' "
+            f"reproduces PyTorch's symmetric padding for imported weights); got {padding!r}."
+        )
+    return padding
 
 
 def binary_conv(
@@ -27,6 +41,7 @@ def binary_conv(
     strides: int = 1,
     binary_weights: bool = True,
     pad_values: float = 0.0,
+    padding: str = "same",
     name: str = None,
 ) -> lq.layers.QuantConv2D:
     """A binary convolution: sign activations, sign weights, no bias, no scaling.
@@ -42,12 +57,28 @@ def binary_conv(
             step-1 weights load into the step-2 model unchanged.
         pad_values: the value the *binarized* input is padded with. The
             reference pads with 0 (faithful default); LCE also supports 1.0.
+        padding: ``"same"`` (default) or ``"pytorch"``: PyTorch's symmetric
+            padding, which differs from "same" only for strided convolutions
+            (``PyTorchPadQuantConv2D`` then; stride 1 is identical either way).
         name: layer name.
     """
     if pad_values not in PAD_VALUES:
         raise ValueError(
             f"pad_values must be one of {PAD_VALUES} (0.0 is the reference's "
             f"zero padding, 1.0 is LCE's one-padding); got {pad_values!r}."
+        )
+    check_padding(padding)
+    if padding == "pytorch" and strides != 1:
+        return PyTorchPadQuantConv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            pad_values=pad_values,
+            input_quantizer="approx_sign",
+            kernel_quantizer="ste_sign" if binary_weights else None,
+            kernel_constraint="weight_clip" if binary_weights else None,
+            use_bias=False,
+            name=name,
         )
     return lq.layers.QuantConv2D(
         filters,
@@ -229,3 +260,137 @@ def classifier_pool(x, name: str):
     """
     x = tf.keras.layers.AveragePooling2D(pool_size=x.shape[1:3], name=f"{name}_pool")(x)
     return tf.keras.layers.Flatten(name=f"{name}_flatten")(x)
+
+
+
+def pytorch_padding(size: int, kernel_size: int, stride: int) -> tuple:
+    """(before, after): the padding PyTorch's ``padding=k // 2`` really reads.
+
+    PyTorch pads k // 2 on both sides, but on an even size with stride 2 its
+    last window ends before the last padded row: padding only what is read
+    gives the same output with "valid" and never looks like TensorFlow's
+    "same" padding. (The LCE 0.16 converter takes a symmetric pad as large as
+    or larger than "same"'s for "same" padding and fuses it away wrongly.)
+    """
+    before = kernel_size // 2
+    outputs = (size + 2 * before - kernel_size) // stride + 1
+    after = max(0, (outputs - 1) * stride + kernel_size - size - before)
+    return before, after
+
+
+def _pytorch_paddings(shape, kernel_size, strides) -> list:
+    return [
+        [0, 0],
+        *(list(pytorch_padding(n, k, s)) for n, k, s in zip(shape[1:3], kernel_size, strides)),
+        [0, 0],
+    ]
+
+
+@tf.keras.utils.register_keras_serializable(package=PACKAGE)
+class PyTorchPadQuantConv2D(lq.layers.QuantConv2D):
+    """A Larq ``QuantConv2D`` padded like PyTorch (``padding=k // 2``).
+
+    PyTorch's reference pads the *binarized* input with zeros. A bit-packed
+    LCE binary convolution has no 0 to pad with, and LCE's own zero padding
+    follows TensorFlow's asymmetric "same" rule. So this layer pads the float
+    input with +1 (which binarizes to +1), runs a "valid" convolution, and
+    subtracts what those +1 pixels added: the convolution of an image that is
+    1 on the padding border and 0 inside with the (binarized) kernel. That
+    correction does not depend on the input, so the LCE converter folds it to
+    a constant: the flatbuffer holds PADV2 → LceQuantize → LceBconv2d → SUB,
+    and the result equals PyTorch's zero padding exactly (integers, for
+    binary weights). With ``pad_values=1.0`` the +1 padding is kept, no
+    correction. Needs a static input size.
+
+    Variables, their names and shapes are those of a ``QuantConv2D``, so
+    weights move freely between this layer and the "same"-padded one.
+    """
+
+    def __init__(self, *args, padding="valid", pad_values=0.0, **kwargs):
+        if padding != "valid":
+            raise ValueError(
+                "PyTorchPadQuantConv2D pads by itself (like PyTorch's padding=k // 2); "
+                f"leave padding at 'valid', got {padding!r}."
+            )
+        if pad_values not in PAD_VALUES:
+            raise ValueError(f"pad_values must be one of {PAD_VALUES}; got {pad_values!r}.")
+        # The parent pads nothing ("valid"); the value is this layer's business.
+        super().__init__(*args, padding="valid", pad_values=0.0, **kwargs)
+        self.border_value = float(pad_values)
+
+    def call(self, inputs):
+        if not inputs.shape[1:].is_fully_defined():
+            raise ValueError(
+                f"{self.name}: PyTorch padding needs a static input size; build the "
+                "model with a fixed input_shape."
+            )
+        paddings = _pytorch_paddings(inputs.shape, self.kernel_size, self.strides)
+        outputs = super().call(tf.pad(inputs, paddings, constant_values=1.0))
+        if self.border_value == 1.0:
+            return outputs
+        # 1 on the padding border, 0 inside: what the +1 padding added.
+        border = tf.pad(
+            tf.zeros([1, *inputs.shape[1:]], dtype=outputs.dtype), paddings, constant_values=1.0
+        )
+        with lq.context.quantized_scope(True):
+            kernel = tf.convert_to_tensor(self.kernel)
+        correction = tf.nn.conv2d(border, kernel, strides=self.strides, padding="VALID")
+        # The LCE converter (0.16) fuses a constant added right after a binary
+        # convolution into its per-channel output bias, even when the constant
+        # varies over positions, and the flatbuffer then fails to load.
+        # Subtracting on a (batch, positions, channels) view keeps it a
+        # separate SUB op; the reshapes move no data.
+        height, width, channels = outputs.shape[1:]
+        flat = tf.reshape(outputs, [-1, height * width, channels])
+        flat = flat - tf.reshape(correction, [1, height * width, channels])
+        return tf.reshape(flat, [-1, height, width, channels])
+
+    # No compute_output_shape override: Keras' Conv2D.call applies it to the
+    # already padded input, where the parent's "valid" rule is the right one.
+
+    def get_config(self):
+        config = super().get_config()
+        config["pad_values"] = self.border_value
+        return config
+
+
+@tf.keras.utils.register_keras_serializable(package=PACKAGE)
+class PyTorchPadding2D(tf.keras.layers.Layer):
+    """Pads height and width the way a PyTorch conv or pool with
+    ``kernel_size``, ``strides`` and ``padding=k // 2`` reads them
+    (``pytorch_padding``), with ``value``; a "valid" conv or pool follows.
+
+    ``value="lowest"`` pads with the dtype's lowest finite number, for
+    ``MaxPool2d(padding=1)``, whose padding never wins (PyTorch pads with
+    −inf; PReLU outputs can be negative, so zeros would).
+    """
+
+    def __init__(self, kernel_size: int, strides: int, value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.value = value if value == "lowest" else float(value)
+
+    def _paddings(self, shape):
+        if None in tuple(shape[1:3]):
+            raise ValueError(f"{self.name}: PyTorch padding needs a static input size.")
+        k, s = (self.kernel_size,) * 2, (self.strides,) * 2
+        return _pytorch_paddings(shape, k, s)
+
+    def call(self, inputs):
+        value = inputs.dtype.min if self.value == "lowest" else self.value
+        return tf.pad(inputs, self._paddings(inputs.shape), constant_values=value)
+
+    def compute_output_shape(self, input_shape):
+        shape = tf.TensorShape(input_shape).as_list()
+        for axis, (before, after) in zip((1, 2), self._paddings(shape)[1:3]):
+            shape[axis] += before + after
+        return tf.TensorShape(shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "value": self.value,
+        }

@@ -5,7 +5,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from ir2net_tf.layers import activation, batch_norm, binary_conv
+from ir2net_tf.layers import PyTorchPadding2D, activation, batch_norm, binary_conv, check_padding
 from ir2net_tf.models.common import build_top, check_arguments, check_variant, model_input
 from ir2net_tf.recovery import VARIANTS
 
@@ -13,7 +13,9 @@ WIDTHS = (64, 128, 256, 512)
 DEPTHS = {18: (4, 4, 4, 4), 34: (6, 8, 12, 6)}
 
 
-def bireal_block(x, filters: int, strides: int, *, binary_weights: bool, pad_values: float, name: str):
+def bireal_block(
+    x, filters: int, strides: int, *, binary_weights: bool, pad_values: float, name: str, padding: str = "same"
+):
     """y = PReLU(BN(bconv(x)) + shortcut(x)); the shortcut is AvgPool 2×2/2 →
     full-precision Conv 1×1 → BN when the stride or width changes."""
     shortcut = x
@@ -22,7 +24,12 @@ def bireal_block(x, filters: int, strides: int, *, binary_weights: bool, pad_val
         shortcut = tf.keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_down_conv")(shortcut)
         shortcut = batch_norm(name=f"{name}_down_bn")(shortcut)
     y = binary_conv(
-        filters, strides=strides, binary_weights=binary_weights, pad_values=pad_values, name=f"{name}_bconv"
+        filters,
+        strides=strides,
+        binary_weights=binary_weights,
+        pad_values=pad_values,
+        padding=padding,
+        name=f"{name}_bconv",
     )(x)
     y = batch_norm(name=f"{name}_bn")(y)
     y = tf.keras.layers.Add(name=f"{name}_add")([y, shortcut])
@@ -42,19 +49,32 @@ def _ir2_resnet(
     binary_weights,
     pad_values,
     classifier_activation,
+    padding="same",
 ) -> tf.keras.Model:
     model_name = f"IR2ResNet{depth}"
     check_variant(variant, tuple(VARIANTS))
+    check_padding(padding)
     num_classes = check_arguments(
         weights=weights, include_top=include_top, num_classes=num_classes, default_classes=1000
     )
     inputs = model_input(input_shape, input_tensor, default_size=224, multiple=32, model_name=model_name)
 
-    x = tf.keras.layers.Conv2D(64, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
+    if padding == "pytorch":
+        # PyTorch's Conv2d(7, 2, padding=3): zeros, then "valid".
+        x = PyTorchPadding2D(7, 2, name="stem_pad")(inputs)
+        x = tf.keras.layers.Conv2D(64, 7, strides=2, use_bias=False, name="stem_conv")(x)
+    else:
+        x = tf.keras.layers.Conv2D(64, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = batch_norm(name="stem_bn")(x)
     x = activation("prelu", name="stem_act")(x)
     taps = [x]  # f0, before the max pool
-    x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
+    if padding == "pytorch":
+        # PyTorch's MaxPool2d(3, 2, padding=1) never picks a padded pixel: pad
+        # with the lowest float (PReLU outputs can be negative), then "valid".
+        x = PyTorchPadding2D(3, 2, value="lowest", name="stem_pool_pad")(x)
+        x = tf.keras.layers.MaxPool2D(3, strides=2, name="stem_pool")(x)
+    else:
+        x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
 
     for stage, (blocks, width) in enumerate(zip(DEPTHS[depth], WIDTHS), start=1):
         for block in range(blocks):
@@ -65,6 +85,7 @@ def _ir2_resnet(
                 strides,
                 binary_weights=binary_weights,
                 pad_values=pad_values,
+                padding=padding,
                 name=f"stage{stage}_block{block + 1}",
             )
         taps.append(x)
@@ -108,6 +129,15 @@ _ARGS_DOC = """
             model unchanged.
         pad_values: value the binarized input of each binary conv is padded
             with: 0.0 (the reference, default) or 1.0 (LCE one-padding).
+        padding: ``"same"`` (default): TensorFlow's padding. ``"pytorch"``:
+            PyTorch's symmetric padding in the stem convolution, the max pool
+            and the strided binary convolutions, where TensorFlow's "same"
+            pads asymmetrically; weights imported from the authors' PyTorch
+            checkpoints (``python -m zoo.import_pytorch``) need it to give the
+            reference's outputs. It adds padding layers (``stem_pad``,
+            ``stem_pool_pad``) and uses ``PyTorchPadQuantConv2D`` for the
+            strided binary convolutions, with the same variables: weights load
+            into either setting.
         classifier_activation: activation of the last layer, as in
             ``keras.applications``: ``"softmax"`` (default) returns class
             probabilities, ``None`` returns logits.
@@ -136,6 +166,7 @@ def IR2ResNet18(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
+    padding: str = "same",
 ) -> tf.keras.Model:
     return _ir2_resnet(18, **locals())
 
@@ -152,6 +183,7 @@ def IR2ResNet34(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
+    padding: str = "same",
 ) -> tf.keras.Model:
     return _ir2_resnet(34, **locals())
 
