@@ -19,7 +19,7 @@ class Progress(tf.keras.callbacks.ProgbarLogger):
     """Keras's progress bar, showing "Epoch e/E" of the whole stage."""
 
     def __init__(self, total_epochs: int):
-        super().__init__()
+        super().__init__(count_mode="steps")
         self.total_epochs = total_epochs
 
     def set_params(self, params):
