@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Expected model (default: detected from the checkpoint).")
     p.add_argument("--variant", type=str.upper, choices=("A", "B", "C", "D"),
                    help="Expected fusion head (default: detected from the checkpoint).")
-    p.add_argument("--output", "-o", required=True, help="Keras weights file to write, ending in .h5.")
+    p.add_argument("--output", "-o", required=True,
+                   help="Keras weights file to write: NAME.weights.h5 (Keras' weights format, loads into the "
+                        "padding='pytorch' model) or NAME.h5 (legacy HDF5, loads into either padding).")
     p.add_argument("--step1", action="store_true",
                    help="A step-1 checkpoint (real weights, binary activations): build with "
                         "binary_weights=False. Default: step 2, binary weights (the released models).")
@@ -44,6 +46,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ir2net_tf import pytorch_import
 
     try:
+        pytorch_import.check_output_path(args.output)
         state = pytorch_import.load_state_dict(args.checkpoint)
         name, variant, num_classes = pytorch_import.detect_architecture(state)
         model = pytorch_import.build_for_checkpoint(
@@ -56,6 +59,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     size = args.input_size
+    if counts["zero_binary_weights"] and not args.step1:
+        print(
+            f"warning: {counts['zero_binary_weights']} binary weights are exactly 0; PyTorch's sign makes "
+            "them 0, Larq's and LCE's +1, so outputs may differ slightly from the reference's.",
+            file=sys.stderr,
+        )
     print(
         f"Imported {args.checkpoint}: {name} variant {variant}, {num_classes} classes, "
         f"{counts['keys']} tensors into {counts['layers']} layers -> {args.output}\n"
