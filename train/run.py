@@ -66,7 +66,9 @@ class Run:
     def train(self):
         stages = ["1", "2"] if self.settings["stage"] == "both" else [self.settings["stage"]]
         for stage in stages:
-            self._write_config(binary_weights=stage == "2")
+            # best/final.weights.h5 change only when a stage ends: until then
+            # they (and binary_weights) are the last completed stage's.
+            self._write_config(binary_weights=(self.completed or [stage])[-1] == "2")
             if stage in self.completed:
                 logging.info("Stage %s is already complete in %s; skipping it.", stage, self.model_dir)
             else:
