@@ -41,8 +41,9 @@ def parse_args(argv):
     p.add_argument("--no-verify", "--no_verify", action="store_true", help="Skip the Keras/LCE parity check.")
     p.add_argument("--images", help=".npy/.npz array (npz: x, y) or image file/folder for the parity check.")
     p.add_argument("--random-samples", "--random_samples", type=int, default=64, help="Random inputs (default 64).")
-    p.add_argument("--min-agreement", "--min_agreement", type=float, default=deploy.DEFAULT_MIN_AGREEMENT,
-                   help="Smallest acceptable top-1 agreement (default %(default)s).")
+    p.add_argument("--min-agreement", "--min_agreement", type=float,
+                   help=f"Smallest acceptable top-1 agreement (default {deploy.DEFAULT_MIN_AGREEMENT}; "
+                   f"{deploy.RANDOM_WEIGHTS_MIN_AGREEMENT} for random weights).")
     p.add_argument("--latency-runs", "--latency_runs", type=int, default=20, help="Timed runs per setting; 0 = skip.")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="Thread counts to time (default 1 2).")
     p.add_argument("--kernels", nargs="+", choices=sorted(deploy.KERNELS), default=["default", "indirect_bgemm"],
@@ -105,17 +106,27 @@ def export(args) -> dict:
         "int8_range": args.int8_range,
         "convert_seconds": time.perf_counter() - start,
         "size_bytes": len(flatbuffer),
-        "census": deploy.check_census(deploy.op_census(flatbuffer), deploy.keras_conv_counts(model)),
+        "census": deploy.check_census(deploy.op_census(flatbuffer), deploy.keras_conv_counts(model), args.target),
     }
     failures = list(result["census"]["problems"])
     if not args.no_verify:
+        random_weights = described.get("weights") is None
+        threshold = args.min_agreement
+        if threshold is None:
+            threshold = deploy.RANDOM_WEIGHTS_MIN_AGREEMENT if random_weights else deploy.DEFAULT_MIN_AGREEMENT
         result["parity"] = verify(args, model, flatbuffer)
-        result["min_agreement"] = args.min_agreement
+        result["min_agreement"] = threshold
         failures += [
-            f"top-1 agreement on {name} inputs {100 * f['top1_agreement']:.1f} % < {100 * args.min_agreement:.1f} %"
+            f"top-1 agreement on {name} inputs {100 * f['top1_agreement']:.1f} % < {100 * threshold:.1f} %"
             for name, f in result["parity"].items()
-            if f["top1_agreement"] < args.min_agreement
+            if f["top1_agreement"] < threshold
         ]
+        hazards = deploy.zero_padding_hazards(model)
+        if failures and hazards:
+            failures.append(
+                "LCE computes zero-padded binary convolutions wrongly on maps smaller than the kernel: "
+                f"{', '.join(hazards)}; export a larger --input-size or use --pad-values 1"
+            )
     if args.latency_runs > 0:
         result["latency"] = deploy.measure_latency(
             flatbuffer, kernels=args.kernels, threads=args.threads, runs=args.latency_runs

@@ -16,7 +16,8 @@ def to_json(report: Dict) -> bytes:
 def _parity_line(name: str, figures: Dict) -> str:
     line = (
         f"  {name}: {figures['samples']} inputs, top-1 agreement {100 * figures['top1_agreement']:.1f} %, "
-        f"max |diff| {figures['max_abs_diff']:.3g} (outputs up to {figures['max_abs_output']:.3g})"
+        f"max |diff| {figures['max_abs_diff']:.3g} (outputs up to {figures['max_abs_output']:.3g}), "
+        f"{100 * figures['close_fraction']:.0f} % of inputs equal up to rounding"
     )
     if "keras_accuracy" in figures:
         line += f", accuracy Keras {100 * figures['keras_accuracy']:.1f} % / LCE {100 * figures['lce_accuracy']:.1f} %"

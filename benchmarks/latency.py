@@ -1,0 +1,106 @@
+"""Host latency of IR2ResNet18 on LCE's Python interpreter, in one run:
+variants A–D against the bare backbone (no recovery head), larq-zoo's
+BiRealNet, a float32 ResNet-18 of the same topology converted with the
+standard TFLite converter, and pad_values 0 vs 1.
+
+    python -m benchmarks.latency [--size 224] [--runs 20] [--rounds 3] [--json out.json]
+
+Numbers, not a test: x86 hosts run LCE's portable kernels, so the ratios
+(not the milliseconds) are what carries over to ARM; confirm on the device
+with lce_benchmark_model (docs/deployment.md).
+"""
+
+import ir2net_tf  # noqa: F401  (must precede TensorFlow: selects Keras 2)
+
+import argparse
+import json
+import time
+
+import tensorflow as tf
+
+from ir2net_tf import deploy, zoo
+
+
+def float_twin(model):
+    """The same topology with every binary convolution a float Conv2D."""
+
+    def clone(layer):
+        if deploy.is_binary_conv(layer):
+            config = {k: v for k, v in layer.get_config().items()
+                      if k not in ("input_quantizer", "kernel_quantizer", "kernel_constraint", "pad_values", "metrics")}
+            return tf.keras.layers.Conv2D.from_config(config)
+        return layer.__class__.from_config(layer.get_config())
+
+    return tf.keras.models.clone_model(model, clone_function=clone)
+
+
+def tflite_float(model) -> bytes:
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def candidates(size: int):
+    shape = (size, size, 3)
+    for variant in "ABCD":
+        yield f"IR2ResNet18-{variant}", lambda v=variant: zoo.build("IR2ResNet18", input_shape=shape, variant=v), None
+    yield "IR2ResNet18-A pad 1", lambda: zoo.build("IR2ResNet18", input_shape=shape, variant="A", pad_values=1.0), None
+    bare = lambda: zoo.build("IR2ResNet18", input_shape=shape, recovery=False)  # noqa: E731
+    yield "bare backbone", bare, None
+    import larq_zoo
+
+    yield "larq-zoo BiRealNet", lambda: larq_zoo.literature.BiRealNet(input_shape=shape, weights=None), None
+    yield "float ResNet-18 (TFLite)", lambda: float_twin(bare()), tflite_float
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rounds", type=int, default=3, help="Timing rounds over all models.")
+    p.add_argument("--json", help="Also write the table here.")
+    args = p.parse_args(argv)
+
+    rows, flatbuffers = [], []
+    for name, build, converter in candidates(args.size):
+        model = build()
+        start = time.perf_counter()
+        flatbuffer = (converter or deploy.convert)(model)
+        seconds = time.perf_counter() - start
+        census = deploy.op_census(flatbuffer)
+        rows.append({"model": name, "convert_seconds": seconds, "size_bytes": len(flatbuffer),
+                     "lce_bconv2d": census.get(deploy.BCONV_OP, 0)})
+        flatbuffers.append(flatbuffer)
+        print(f"{name:26s} converted in {seconds:5.1f} s, {len(flatbuffer):>10,} bytes, "
+              f"{rows[-1]['lce_bconv2d']:2d} LceBconv2d", flush=True)
+        tf.keras.backend.clear_session()
+
+    # Timed in rounds over all models, keeping each setting's smallest median:
+    # on a shared host, load that comes and goes then hits every model alike.
+    for _ in range(args.rounds):
+        for row, flatbuffer in zip(rows, flatbuffers):
+            latency = deploy.measure_latency(flatbuffer, threads=args.threads, runs=args.runs)
+            if "latency" in row:
+                for kept, new in zip(row["latency"], latency):
+                    kept["median_ms"] = min(kept["median_ms"], new["median_ms"])
+                    kept["min_ms"] = min(kept["min_ms"], new["min_ms"])
+            else:
+                row["latency"] = latency
+    for row in rows:
+        print(f"{row['model']:26s} " + "  ".join(
+            f"{r['kernel']}/{r['threads']}t {r['median_ms']:7.2f} ms" for r in row["latency"]))
+
+    def best(row):
+        return min(r["median_ms"] for r in row["latency"])
+
+    by_name = {row["model"]: row for row in rows}
+    base = by_name["bare backbone"]
+    print("\nRatios, each at its fastest kernel/thread setting and per setting:")
+    for row in rows:
+        per = [f"{r['median_ms'] / b['median_ms']:.3f}" for r, b in zip(row["latency"], base["latency"])]
+        print(f"  {row['model']:26s} / bare backbone: best {best(row) / best(base):.3f}  per setting {per}")
+    if args.json:
+        deploy.atomic_write(args.json, json.dumps(rows, indent=2).encode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""python -m export: model directories and zoo models to verified .tflite
+files, and clear errors (exit 2, no traceback, no partial file) otherwise."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tensorflow as tf
+
+from ir2net_tf import deploy, zoo
+from export.__main__ import main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = ["--latency-runs", "2", "--threads", "1", "--random-samples", "16"]
+
+
+def _model_dir(path, *, randomize=True, num_classes=10):
+    """A model directory as `python -m train` writes it: config.json + weights."""
+    model = zoo.build("IR2VGGSmall", num_classes=num_classes, classifier_activation=None)
+    if randomize:
+        deploy.randomize_batch_norm(model, seed=2)
+    os.makedirs(path, exist_ok=True)
+    model.save_weights(os.path.join(path, "best.weights.h5"))
+    config = {"model": "IR2VGGSmall", "variant": None, "input_shape": [32, 32, 3], "num_classes": num_classes,
+              "dataset": "cifar10", "pad_values": 0.0, "binary_weights": True, "recovery": True}
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(config, f)
+    return model
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def test_export_from_model_dir(tmp_path, capsys):
+    run = tmp_path / "run"
+    _model_dir(str(run))
+    rng = np.random.default_rng(0)
+    images = tmp_path / "images.npz"
+    np.savez(images, x=rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8), y=rng.integers(0, 10, 24))
+
+    # Random weights: the threshold for them (the default would apply 0.99).
+    code, out, err = _run(capsys, "--model-dir", str(run), "--images", str(images), "--min-agreement",
+                          str(deploy.RANDOM_WEIGHTS_MIN_AGREEMENT), *FAST)
+
+    assert code == 0, err + out
+    tflite, report_file = run / "model.tflite", run / "model.json"
+    report = json.loads(report_file.read_text())
+    assert report["ok"] and report["tflite"] == str(tflite)
+    assert report["size_bytes"] == tflite.stat().st_size > 0
+    assert report["model"]["weights"].endswith("best.weights.h5")
+    assert report["census"]["lce_bconv2d"] == 5 and report["census"]["ok"]
+    assert set(report["parity"]) == {"random", "images"}
+    assert report["parity"]["images"]["samples"] == 24
+    assert report["parity"]["images"]["top1_agreement"] >= deploy.RANDOM_WEIGHTS_MIN_AGREEMENT
+    assert report["min_agreement"] == deploy.RANDOM_WEIGHTS_MIN_AGREEMENT
+    assert [(r["kernel"], r["threads"]) for r in report["latency"]] == [("default", 1), ("indirect_bgemm", 1)]
+    assert "LceBconv2d 5 for 5 binary convolutions" in out and "OK" in out
+    # Atomic writes leave no temporary files behind.
+    assert sorted(p.name for p in run.iterdir()) == ["best.weights.h5", "config.json", "model.json", "model.tflite"]
+
+
+def test_failed_verification_writes_no_tflite(tmp_path, capsys):
+    # Weights of a freshly initialized model: batch norm is the identity, so
+    # bconv outputs that are exactly 0 reach the next binarization, where
+    # Keras and LCE break the tie differently: a real discrepancy to catch.
+    tf.keras.utils.set_random_seed(0)
+    weights = str(tmp_path / "fresh.weights.h5")
+    zoo.build("IR2VGGSmall").save_weights(weights)
+    output = tmp_path / "vgg.tflite"
+
+    code, out, _ = _run(capsys, "--model", "IR2VGGSmall", "--weights", weights, "-o", str(output),
+                        "--latency-runs", "0", "--random-samples", "48")
+
+    assert code == 1
+    assert not output.exists()
+    report = json.loads((tmp_path / "vgg.json").read_text())
+    assert not report["ok"] and report["tflite"] is None
+    assert "top-1 agreement on random inputs" in report["failure"] and "FAILED" in out
+
+
+def test_unknown_model(capsys):
+    code, _, err = _run(capsys, "--model", "ResNet1000")
+    assert code == 2 and "Unknown model 'ResNet1000'" in err and "IR2ResNet18" in err
+
+
+def test_unwritable_output(tmp_path, capsys):
+    code, _, err = _run(capsys, "--model", "IR2VGGSmall", "-o", str(tmp_path / "no" / "such" / "m.tflite"))
+    assert code == 2 and "does not exist" in err
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root ignores permissions
+        pytest.skip("running as root: cannot make an unwritable directory")
+    code, _, err = _run(capsys, "--model", "IR2VGGSmall", "-o", str(locked / "m.tflite"))
+    assert code == 2 and "Cannot write" in err
+
+
+def test_weights_that_do_not_fit_name_the_layer(tmp_path, capsys):
+    run = tmp_path / "run"
+    _model_dir(str(run), randomize=False, num_classes=10)
+    code, _, err = _run(capsys, "--model", "IR2VGGSmall", "--num-classes", "5",
+                        "--weights", str(run / "best.weights.h5"), "-o", str(tmp_path / "m.tflite"))
+    assert code == 2
+    assert "at layer 'predictions'" in err and "(8192, 5)" in err and "(8192, 10)" in err
+    assert list(tmp_path.glob("*.tflite")) == []
+
+
+def test_model_dir_problems(tmp_path, capsys):
+    code, _, err = _run(capsys, "--model-dir", str(tmp_path))
+    assert code == 2 and "no config.json" in err
+    (tmp_path / "config.json").write_text(json.dumps({"model": "IR2VGGSmall", "input_shape": [32, 32, 3]}))
+    code, _, err = _run(capsys, "--model-dir", str(tmp_path))
+    assert code == 2 and "holds no weights" in err
+
+
+def test_int8_without_range_is_refused(tmp_path, capsys):
+    code, _, err = _run(capsys, "--model", "IR2VGGSmall", "--input-type", "int8", "-o", str(tmp_path / "m.tflite"))
+    assert code == 2 and "--int8-range" in err
+
+
+def test_bad_variant(capsys):
+    code, _, err = _run(capsys, "--model", "IR2ResNet18", "--variant", "Z")
+    assert code == 2 and "Z" in err
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(REPO, "train")), reason="python -m train not present")
+def test_digits_model_trained_by_train_exports_with_same_top1(tmp_path, capsys):
+    from ir2net_tf import data
+
+    run = tmp_path / "digits"
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, "-m", "train", f"--model_dir={run}", "--epochs=3", "--verbose=0"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    size = json.loads((run / "config.json").read_text())["input_shape"][0]
+    _, x_test, _, y_test = data.digits_arrays(size)
+    held_out = tmp_path / "digits_test.npz"
+    np.savez(held_out, x=x_test, y=y_test)
+
+    code, out, err = _run(capsys, "--model-dir", str(run), "--images", str(held_out), *FAST)
+
+    assert code == 0, err + out
+    figures = json.loads((run / "model.json").read_text())["parity"]["images"]
+    assert figures["samples"] == len(y_test)
+    assert figures["top1_agreement"] == 1.0, figures
+    assert figures["lce_accuracy"] == figures["keras_accuracy"] > 0.2, figures  # chance: 0.1 (3 epochs)
