@@ -68,23 +68,8 @@ def binary_conv(
             f"zero padding, 1.0 is LCE's one-padding); got {pad_values!r}."
         )
     check_padding(padding)
-    if padding == "pytorch" and strides != 1:
-        return PyTorchPadQuantConv2D(
-            filters,
-            kernel_size,
-            strides=strides,
-            pad_values=pad_values,
-            input_quantizer="approx_sign",
-            kernel_quantizer="ste_sign" if binary_weights else None,
-            kernel_constraint="weight_clip" if binary_weights else None,
-            use_bias=False,
-            name=name,
-        )
-    return lq.layers.QuantConv2D(
-        filters,
-        kernel_size,
+    options = dict(
         strides=strides,
-        padding="same",
         pad_values=pad_values,
         input_quantizer="approx_sign",
         kernel_quantizer="ste_sign" if binary_weights else None,
@@ -92,6 +77,9 @@ def binary_conv(
         use_bias=False,
         name=name,
     )
+    if padding == "pytorch" and strides != 1:
+        return PyTorchPadQuantConv2D(filters, kernel_size, **options)
+    return lq.layers.QuantConv2D(filters, kernel_size, padding="same", **options)
 
 
 def batch_norm(name: str = None) -> tf.keras.layers.BatchNormalization:
