@@ -80,6 +80,9 @@ def main(argv):
         raise SystemExit(f"error: unexpected arguments {argv[1:]}; flags are --name=value.")
     from train import run  # after absl parsed flags: TensorFlow loads here
 
+    # TensorFlow logs this at INFO on every checkpoint save, burying the progress.
+    logging.get_absl_handler().addFilter(lambda record: "Sharding callback" not in record.getMessage())
+
     try:
         if FLAGS.mode == "evaluate":
             result = run.evaluate(FLAGS.model_dir, weights=FLAGS.weights, data_dir=FLAGS.data_dir,
