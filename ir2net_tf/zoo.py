@@ -3,7 +3,8 @@
 Every builder is keyword-only and follows larq-zoo's conventions
 (``input_shape``, ``input_tensor``, ``weights``, ``include_top``,
 ``num_classes``) plus ``variant``, ``recovery``, ``binary_weights``,
-``pad_values`` and ``classifier_activation``. ``MODELS`` describes each one
+``pad_values``, ``classifier_activation`` and, for the ImageNet models,
+``padding`` ("pytorch" for weights imported by ``python -m zoo import-pytorch``). ``MODELS`` describes each one
 for the command-line tools.
 """
 
