@@ -21,11 +21,9 @@ def run(*args):
 
 
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    model_dir = str(tmp_path_factory.mktemp("run"))
-    run("train", "--model_dir", model_dir, "--model", "IR2ResNet20", "--image_size", "16",
-        "--epochs", "1", "--batch_size", "64", "--verbose", "0")
-    return model_dir
+def digits_run(killed_and_resumed):
+    """A digits model trained by ``python -m train`` (8×8, two epochs)."""
+    return killed_and_resumed[0]
 
 
 def training_step_masks(model_dir, images):
@@ -58,8 +56,9 @@ def test_png_mask_is_the_training_steps_mask(digits_run, tmp_path):
     for name in pngs:
         png = tf.io.decode_png(open(os.path.join(out, name), "rb").read()).numpy()
         assert png.shape[0] > 200 and png.shape[1] > 400 and png.std() > 10  # a real picture
+    assert "label" in pngs[0]
     saved = np.load(os.path.join(out, "masks.npz"))
-    _, held_out, _, _ = digits_arrays(16)
+    _, held_out, _, _ = digits_arrays(8)
     expected = training_step_masks(digits_run, normalize(held_out[:6] / 255.0).numpy())
     np.testing.assert_array_equal(saved["mask"], expected)
     printed = [float(x) for x in re.findall(r"kept (\d\.\d+) of the pixels", stdout)]

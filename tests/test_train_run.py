@@ -18,53 +18,13 @@ import tensorflow as tf
 from ir2net_tf import data, zoo
 from train import artifacts, callbacks, recipes, run
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
-# Digits at 8×8 (IR2ResNet20's smallest input), batch 32: 44 steps an epoch.
-SMALL = ["--image_size=8", "--batch_size=32", "--epochs=2", "--verbose=0"]
-STEPS = 1437 // 32
-
-
-def cli(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "train", *args], cwd=REPO, env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
-
-
-def checkpoint_state(directory):
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(directory))
-    iterations = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
-    return int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")), int(
-        reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")), int(reader.get_tensor(iterations))
+from tests_support import ENV, SMALL, STEPS, checkpoint_state, cli  # noqa: F401
 
 
 def digits_settings(**overrides):
     given = dict(image_size=8, batch_size=32, epochs=1)
     given.update(overrides)
     return recipes.resolve("digits", given)
-
-
-@pytest.fixture(scope="module")
-def killed_and_resumed(tmp_path_factory):
-    """A digits run SIGKILLed right after a mid-epoch checkpoint, then started
-    again with the same command."""
-    model_dir = str(tmp_path_factory.mktemp("resume") / "run")
-    args = [*SMALL, f"--model_dir={model_dir}", "--checkpoint_every=4"]
-    ckpt_dir = os.path.join(model_dir, artifacts.CHECKPOINTS, "stage2")
-    process = cli(*args)
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        latest = tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None
-        if latest and int(latest.rsplit("-", 1)[1]) % STEPS:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before a mid-epoch checkpoint: " + process.communicate()[1][-2000:]
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
-    killed_at = checkpoint_state(ckpt_dir)
-    resumed = cli(*args)
-    _, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err[-3000:]
-    return model_dir, killed_at, err
 
 
 def test_killed_run_resumes_at_same_epoch_step_and_optimizer_state(killed_and_resumed):
@@ -82,6 +42,15 @@ def test_killed_run_resumes_at_same_epoch_step_and_optimizer_state(killed_and_re
     for name in (artifacts.BEST_WEIGHTS, artifacts.FINAL_WEIGHTS, artifacts.CURVES):
         assert os.path.getsize(os.path.join(model_dir, name)) > 0
     assert os.listdir(os.path.join(model_dir, artifacts.LOGS, "stage2"))
+    # The restriction grid of a fixed batch, logged to TensorBoard each epoch.
+    restriction_logs = os.path.join(model_dir, artifacts.LOGS, "stage2", "restriction")
+    tags = {
+        value.tag
+        for name in os.listdir(restriction_logs)
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(restriction_logs, name))
+        for value in event.summary.value
+    }
+    assert {"restriction/0", "restriction/3"} <= tags
 
 
 def test_evaluate_reports_the_best_epochs_accuracy(killed_and_resumed):

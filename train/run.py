@@ -7,6 +7,7 @@ from absl import logging
 
 from ir2net_tf import data, zoo
 from ir2net_tf.training import IR2Trainer, cosine_schedule, make_optimizer
+from ir2net_tf.visualize import RestrictionGridLogger
 from train import artifacts, callbacks, distribute, model_dir as model_dirs
 from train.teacher import load_teacher
 
@@ -149,6 +150,14 @@ class Run:
                 self.path(os.path.join(artifacts.LOGS, f"stage{stage}")), write_graph=False, profile_batch=0,
             ))
         evaluation = ds.evaluation(s["batch_size"])
+        if self.chief and s["restriction_lambda"] > 0:
+            # What restriction erases from a fixed batch, every tenth of the stage.
+            fixed = next(iter(evaluation.unbatch().take(4).batch(4)))[0]
+            extra.append(RestrictionGridLogger(
+                student, fixed.numpy(), self.path(os.path.join(artifacts.LOGS, f"stage{stage}", "restriction")),
+                every=max(1, s["epochs"] // 10), lam=s["restriction_lambda"], normalization=s["normalization"],
+                initial_epoch=int(epoch.numpy()),
+            ))
         while int(epoch.numpy()) < s["epochs"]:
             current = int(epoch.numpy())
             trainer.fit(
