@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from ir2net_tf.layers import SubsampleZeroPadShortcut, activation, batch_norm, binary_conv
-from ir2net_tf.models.common import build_top, check_arguments, check_variant, model_input
+from ir2net_tf.models.common import build_zoo_model
 from ir2net_tf.recovery import VARIANTS, FusionHead
 
 # The head each CIFAR model has in the paper; "A"–"D" (the ImageNet variants)
@@ -71,48 +71,20 @@ def _resnet_stages(x, block, depths, widths, conv_args):
     return outputs
 
 
-def _build(
-    model_name,
-    backbone,
-    *,
-    multiple,
-    input_shape,
-    input_tensor,
-    weights,
-    include_top,
-    num_classes,
-    variant,
-    recovery,
-    binary_weights,
-    pad_values,
-    classifier_activation,
-    flatten=False,
-    final_batch_norm=True,
-):
-    check_variant(variant, CIFAR_VARIANTS)
-    num_classes = check_arguments(
-        weights=weights, include_top=include_top, num_classes=num_classes, default_classes=10
-    )
-    inputs = model_input(input_shape, input_tensor, default_size=32, multiple=multiple, model_name=model_name)
-    taps = backbone(inputs, {"binary_weights": binary_weights, "pad_values": pad_values})
-    final = taps.pop()
-    head = PAPER_HEADS[model_name] if variant is None else variant
-    suffix = f"_{variant.lower()}" if recovery and isinstance(variant, str) else ""
-    base = model_name.replace("IR2", "ir2_").lower()
-    return build_top(
-        inputs,
-        taps,
-        final,
-        name=(base + suffix) if recovery else base.replace("ir2_", "binary_"),
-        recovery=recovery,
-        head=head,
+def _build(model_name, backbone, *, multiple, binary_weights, pad_values, variant, **arguments):
+    conv_args = {"binary_weights": binary_weights, "pad_values": pad_values}
+    return build_zoo_model(
+        model_name,
+        lambda inputs: backbone(inputs, conv_args),
+        multiple=multiple,
+        default_size=32,
+        default_classes=10,
+        variants=CIFAR_VARIANTS,
+        head=PAPER_HEADS[model_name] if variant is None else variant,
         act="hardtanh",
-        include_top=include_top,
-        num_classes=num_classes,
-        classifier_activation=classifier_activation,
-        flatten=flatten,
-        final_batch_norm=final_batch_norm,
-        weights=weights,
+        names=(model_name.replace("IR2", "ir2_").lower(), model_name.replace("IR2", "binary_").lower()),
+        variant=variant,
+        **arguments,
     )
 
 

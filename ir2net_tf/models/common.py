@@ -2,7 +2,7 @@
 and classifier on top of a backbone, weight loading, and access to F."""
 
 import os
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -137,6 +137,60 @@ def build_top(
     if weights is not None:
         load_weights(model, weights)
     return model
+
+
+def build_zoo_model(
+    model_name: str,
+    backbone: Callable,
+    *,
+    multiple: int,
+    default_size: int,
+    default_classes: int,
+    variants: Sequence,
+    head,
+    act: str,
+    names: Tuple[str, str],
+    input_shape,
+    input_tensor,
+    weights,
+    include_top: bool,
+    num_classes: Optional[int],
+    variant,
+    recovery: bool,
+    classifier_activation: Optional[str],
+    flatten: bool = False,
+    final_batch_norm: bool = True,
+) -> tf.keras.Model:
+    """What every zoo builder does around its backbone: check the arguments,
+    make the input, run ``backbone(inputs)`` (which returns the taps, F last)
+    and add the recovery head and classifier.
+
+    ``head`` is the fusion head to build; ``names`` the model's name with
+    recovery (the variant letter is appended) and without it.
+    """
+    check_variant(variant, variants)
+    num_classes = check_arguments(
+        weights=weights, include_top=include_top, num_classes=num_classes, default_classes=default_classes
+    )
+    inputs = model_input(input_shape, input_tensor, default_size=default_size, multiple=multiple, model_name=model_name)
+    taps = backbone(inputs)
+    final = taps.pop()
+    suffix = f"_{variant.lower()}" if isinstance(variant, str) else ""
+    return build_top(
+        inputs,
+        taps,
+        final,
+        name=names[0] + suffix if recovery else names[1],
+        recovery=recovery,
+        head=head,
+        act=act,
+        include_top=include_top,
+        num_classes=num_classes,
+        classifier_activation=classifier_activation,
+        flatten=flatten,
+        final_batch_norm=final_batch_norm,
+        weights=weights,
+    )
 
 
 def load_weights(model: tf.keras.Model, path) -> None:

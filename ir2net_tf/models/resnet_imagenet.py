@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from ir2net_tf.layers import PyTorchPadding2D, activation, batch_norm, binary_conv, check_padding
-from ir2net_tf.models.common import build_top, check_arguments, check_variant, model_input
+from ir2net_tf.models.common import build_zoo_model
 from ir2net_tf.recovery import VARIANTS
 
 WIDTHS = (64, 128, 256, 512)
@@ -36,29 +36,9 @@ def bireal_block(
     return activation("prelu", name=f"{name}_act")(y)
 
 
-def _ir2_resnet(
-    depth: int,
-    *,
-    input_shape,
-    input_tensor,
-    weights,
-    include_top,
-    num_classes,
-    variant,
-    recovery,
-    binary_weights,
-    pad_values,
-    classifier_activation,
-    padding="same",
-) -> tf.keras.Model:
-    model_name = f"IR2ResNet{depth}"
-    check_variant(variant, tuple(VARIANTS))
-    check_padding(padding)
-    num_classes = check_arguments(
-        weights=weights, include_top=include_top, num_classes=num_classes, default_classes=1000
-    )
-    inputs = model_input(input_shape, input_tensor, default_size=224, multiple=32, model_name=model_name)
-
+def _bireal_backbone(inputs, depth: int, *, binary_weights: bool, pad_values: float, padding: str):
+    """Stem and Bi-Real stages; returns the taps f0 (stem, before the max
+    pool), f1–f3 and F (stage 4)."""
     if padding == "pytorch":
         # PyTorch's Conv2d(7, 2, padding=3): zeros, then "valid".
         x = PyTorchPadding2D(7, 2, name="stem_pad")(inputs)
@@ -67,7 +47,7 @@ def _ir2_resnet(
         x = tf.keras.layers.Conv2D(64, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = batch_norm(name="stem_bn")(x)
     x = activation("prelu", name="stem_act")(x)
-    taps = [x]  # f0, before the max pool
+    taps = [x]
     if padding == "pytorch":
         # PyTorch's MaxPool2d(3, 2, padding=1) never picks a padded pixel: pad
         # with the lowest float (PReLU outputs can be negative), then "valid".
@@ -89,21 +69,25 @@ def _ir2_resnet(
                 name=f"stage{stage}_block{block + 1}",
             )
         taps.append(x)
-    final = taps.pop()  # stage 4 output is F; f1–f3 are taps
+    return taps
 
-    suffix = f"_{variant.lower()}" if recovery and isinstance(variant, str) else ""
-    return build_top(
-        inputs,
-        taps,
-        final,
-        name=f"ir2_resnet{depth}{suffix}" if recovery else f"bireal_resnet{depth}",
-        recovery=recovery,
+
+def _ir2_resnet(depth: int, *, binary_weights, pad_values, padding="same", variant, **arguments) -> tf.keras.Model:
+    check_padding(padding)
+    return build_zoo_model(
+        f"IR2ResNet{depth}",
+        lambda inputs: _bireal_backbone(
+            inputs, depth, binary_weights=binary_weights, pad_values=pad_values, padding=padding
+        ),
+        multiple=32,
+        default_size=224,
+        default_classes=1000,
+        variants=tuple(VARIANTS),
         head=variant,
         act="prelu",
-        include_top=include_top,
-        num_classes=num_classes,
-        classifier_activation=classifier_activation,
-        weights=weights,
+        names=(f"ir2_resnet{depth}", f"bireal_resnet{depth}"),
+        variant=variant,
+        **arguments,
     )
 
 
