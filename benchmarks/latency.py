@@ -22,23 +22,6 @@ import tensorflow as tf
 from ir2net_tf import deploy, zoo
 
 
-def float_twin(model):
-    """The same topology with every binary convolution a float Conv2D."""
-
-    def clone(layer):
-        if deploy.is_binary_conv(layer):
-            config = {k: v for k, v in layer.get_config().items()
-                      if k not in ("input_quantizer", "kernel_quantizer", "kernel_constraint", "pad_values", "metrics")}
-            return tf.keras.layers.Conv2D.from_config(config)
-        return layer.__class__.from_config(layer.get_config())
-
-    return tf.keras.models.clone_model(model, clone_function=clone)
-
-
-def tflite_float(model) -> bytes:
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
-
-
 def candidates(size: int):
     shape = (size, size, 3)
     for variant in "ABCD":
@@ -49,7 +32,7 @@ def candidates(size: int):
     import larq_zoo
 
     yield "larq-zoo BiRealNet", lambda: larq_zoo.literature.BiRealNet(input_shape=shape, weights=None), None
-    yield "float ResNet-18 (TFLite)", lambda: float_twin(bare()), tflite_float
+    yield "float ResNet-18 (TFLite)", lambda: deploy.float_twin(bare()), deploy.convert_float
 
 
 def main(argv=None):

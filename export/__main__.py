@@ -30,6 +30,8 @@ def parse_args(argv):
     p.add_argument("--input-size", "--input_size", type=int, help="Input height and width (zoo default otherwise).")
     p.add_argument("--num-classes", "--num_classes", type=int, help="Classifier outputs (zoo default otherwise).")
     p.add_argument("--pad-values", "--pad_values", type=float, choices=(0.0, 1.0), help="Binary conv padding.")
+    p.add_argument("--padding", choices=("same", "pytorch"),
+                   help="ImageNet models: 'pytorch' for weights from `python -m zoo import-pytorch`.")
     p.add_argument("--no-recovery", "--no_recovery", action="store_true", help="Bare backbone, no recovery head.")
     p.add_argument("--logits", action="store_true", help="Export logits instead of softmax probabilities.")
     p.add_argument("--output", "-o", help="The .tflite path (default: <model-dir>/model.tflite or ./<model>.tflite).")
@@ -65,6 +67,7 @@ def load_model(args):
         "num_classes": args.num_classes,
         "pad_values": args.pad_values,
         "recovery": False if args.no_recovery else None,
+        "padding": args.padding,
     }
     if args.variant is not None:
         options["variant"] = None if args.variant.lower() == "none" else args.variant

@@ -19,6 +19,9 @@ import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import larq as lq
 import tensorflow as tf
 
+from ir2net_tf.complexity import is_binary_conv  # noqa: F401  (part of this module's API)
+from ir2net_tf.files import atomic_write  # noqa: F401  (part of this module's API)
+
 TARGETS = ("arm", "xcore")
 IO_TYPES = {"float32": tf.float32, "int8": tf.int8}
 
@@ -66,14 +69,6 @@ class DeployError(Exception):
 # ----------------------------------------------------------------- the Keras side
 
 
-def is_binary_conv(layer) -> bool:
-    """A Larq convolution whose activations and weights are both 1-bit."""
-    if not isinstance(layer, lq.layers.QuantConv2D):
-        return False
-    quantizers = (layer.input_quantizer, layer.kernel_quantizer)
-    return all(q is not None and getattr(q, "precision", None) == 1 for q in quantizers)
-
-
 def _all_layers(model) -> Iterable:
     for layer in model.layers:
         if isinstance(layer, tf.keras.Model):
@@ -85,7 +80,9 @@ def _all_layers(model) -> Iterable:
 def keras_conv_counts(model) -> Dict[str, int]:
     """Binary and full-precision convolutions of a Keras model."""
     layers = list(_all_layers(model))
-    binary = sum(is_binary_conv(layer) for layer in layers)
+    # LCE has binary kernels for QuantConv2D only (a binary depthwise conv
+    # stays float in the flatbuffer).
+    binary = sum(is_binary_conv(layer) and isinstance(layer, lq.layers.QuantConv2D) for layer in layers)
     convs = sum(isinstance(layer, tf.keras.layers.Conv2D) or "DepthwiseConv" in type(layer).__name__ for layer in layers)
     return {"binary_convs": binary, "float_convs": convs - binary}
 
@@ -134,6 +131,25 @@ def randomize_batch_norm(model, seed: int = 0) -> None:
 
 
 # -------------------------------------------------------------------- conversion
+
+
+def float_twin(model):
+    """The same topology with every binary convolution a float Conv2D: the
+    full-precision network a binary one is compared against."""
+
+    def clone(layer):
+        if is_binary_conv(layer):
+            config = {k: v for k, v in layer.get_config().items()
+                      if k not in ("input_quantizer", "kernel_quantizer", "kernel_constraint", "pad_values", "metrics")}
+            return tf.keras.layers.Conv2D.from_config(config)
+        return layer.__class__.from_config(layer.get_config())
+
+    return tf.keras.models.clone_model(model, clone_function=clone)
+
+
+def convert_float(model) -> bytes:
+    """A float model's flatbuffer from the standard TFLite converter."""
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
 def convert(
@@ -367,21 +383,6 @@ def measure_latency(
 
 
 # ------------------------------------------------------------------------- files
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Writes ``data`` to ``path`` via a temporary file in the same directory,
-    so that a reader (or a failed export) never sees a partial file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def check_writable(path: str) -> None:
