@@ -3,19 +3,26 @@
   python -m zoo list [--json]             every model and variant: parameters, BOPs,
                                           FLOPs, size, the paper's accuracy
   python -m zoo summary NAME [--variant X] the per-layer Larq summary of one model
+  python -m zoo benchmark [...]            conversion, host latency, size and training
+                                          throughput of the IR² models and anchors
   python -m zoo show-restriction ...      PNGs of the attention, mask and restricted
                                           input for real images
+  python -m zoo import-pytorch CKPT ...   the authors' PyTorch checkpoint → Keras weights
 """
 
-import ir2net_tf  # noqa: F401  (Keras 2 before TensorFlow)
+import os
 
-import argparse
-import json
-import sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
+
+import ir2net_tf  # noqa: E402,F401  (Keras 2 before TensorFlow)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
 
 from ir2net_tf import zoo
 from ir2net_tf.deploy import DeployError
-from zoo import show_restriction
+from zoo import benchmark, show_restriction
 
 
 def _variant(text):
@@ -59,13 +66,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", help="A-D (ImageNet models), or 'paper' for a CIFAR model's own head")
     p.add_argument("--bare", action="store_true", help="the backbone without the recovery head")
     p.set_defaults(run=cmd_summary)
+    p = commands.add_parser("benchmark", help="measure latency, size and throughput against the anchors")
+    benchmark.add_arguments(p)
+    p.set_defaults(run=benchmark.run)
     p = commands.add_parser("show-restriction", help="PNGs of what information restriction erases from images")
     show_restriction.add_arguments(p)
     p.set_defaults(run=show_restriction.run)
+    # Listed for --help; main() hands its arguments to the import command as they are.
+    commands.add_parser("import-pytorch", help="import an authors' PyTorch checkpoint (see its --help)")
     return parser
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["import-pytorch"]:
+        from zoo import import_pytorch
+
+        return import_pytorch.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
