@@ -6,10 +6,13 @@ Writes ``<output>.tflite`` (only when the checks pass) and ``<output>.json``
 failed, 2 bad arguments or inputs.
 """
 
-import ir2net_tf  # noqa: F401  (must precede TensorFlow: selects Keras 2)
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
+
+import ir2net_tf  # noqa: E402,F401  (must precede TensorFlow: selects Keras 2)
 
 import argparse
-import os
 import sys
 import time
 

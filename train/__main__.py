@@ -6,7 +6,11 @@ activations) on scikit-learn's handwritten digits, a few minutes on a CPU.
 flag given overrides the recipe. ``python -m train --helpfull`` lists them.
 """
 
-import ir2net_tf  # noqa: F401  (must precede TensorFlow: selects Keras 2)
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
+
+import ir2net_tf  # noqa: E402,F401  (must precede TensorFlow: selects Keras 2)
 
 import json
 import sys
