@@ -2,7 +2,6 @@
 
 import larq as lq
 import pytest
-import tensorflow as tf
 
 from ir2net_tf import zoo
 from ir2net_tf.complexity import complexity

@@ -2,14 +2,9 @@
 mid-epoch and resumed, NaN handling, refusing a different run, evaluation and
 the errors a user sees."""
 
-import csv
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -18,7 +13,7 @@ import tensorflow as tf
 from ir2net_tf import data, zoo
 from train import artifacts, callbacks, recipes, run
 
-from tests_support import ENV, SMALL, STEPS, checkpoint_state, cli  # noqa: F401
+from tests_support import STEPS, checkpoint_state, cli
 
 
 def digits_settings(**overrides):

@@ -7,7 +7,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from ir2net_tf.layers import batch_norm, classifier_pool
-from ir2net_tf.recovery import FusionHead, recover, resolve_head
+from ir2net_tf.recovery import FusionHead, recover
 
 # An identity layer whose output is the final backbone feature map F: what
 # restriction reads. Found by name, so it survives saving and loading.
@@ -122,7 +122,7 @@ def build_top(
     final = tf.keras.layers.Activation("linear", name=FEATURES_LAYER)(final)
     x = final
     if recovery:
-        x = recover(taps, final, out_channels=out_channels, head=resolve_head(head), act=act)
+        x = recover(taps, final, out_channels=out_channels, head=head, act=act)
     if include_top:
         if flatten:
             x = tf.keras.layers.Flatten(name="classifier_flatten")(x)
