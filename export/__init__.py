@@ -1,2 +1,1 @@
-"""``python -m export``: a trained IR²Net model to an LCE ``.tflite`` file,
-verified against Keras, with an op census and host latency report."""
+"""``python -m export``: the checkout's entry point; the code is ``ir2net_tf.export``."""

@@ -12,8 +12,8 @@ Keras weights::
 
 Every checkpoint key must be used and every model weight set; anything
 missing, left over or of the wrong shape fails the import with a message that
-names it. PyTorch is an optional dependency (``pip install -r
-requirements-torch.txt``), needed only to read the checkpoint.
+names it. PyTorch is an optional dependency (``pip install torch==2.13.0``,
+the ``torch`` extra), needed only to read the checkpoint.
 
 Layouts: PyTorch convolution kernels are (out, in/groups, kh, kw), Keras'
 (kh, kw, in/groups, out); a depthwise convolution with depth multiplier r − 1
@@ -41,7 +41,7 @@ BN_COUNTER = "num_batches_tracked"
 DATAPARALLEL_PREFIX = "module."
 TORCH_HINT = (
     "Reading PyTorch checkpoints needs PyTorch, an optional dependency of ir2net_tf: "
-    "pip install -r requirements-torch.txt (CPU build, torch==2.13.0)."
+    "pip install torch==2.13.0 (the CPU build is enough; in a checkout: pip install -e '.[torch]')."
 )
 
 

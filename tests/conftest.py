@@ -1,11 +1,7 @@
-"""Test set-up: Keras 2 before TensorFlow, quiet logs, the repo on sys.path."""
+"""Test set-up: the installed ir2net_tf (Keras 2 before TensorFlow), shared fixtures."""
 
 import os
 import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ir2net_tf  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -16,7 +12,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tests_support import SMALL, STEPS, checkpoint_state, cli  # noqa: E402
-from train import artifacts  # noqa: E402
+from ir2net_tf.runs import artifacts  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from ir2net_tf import deploy, zoo
-from export.__main__ import main
+from ir2net_tf.export.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--latency-runs", "2", "--threads", "1", "--random-samples", "16"]
@@ -135,9 +135,8 @@ def test_digits_model_trained_by_train_exports_with_same_top1(tmp_path, capsys):
     from ir2net_tf import data
 
     run = tmp_path / "digits"
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run([sys.executable, "-m", "train", f"--model_dir={run}", "--epochs=3", "--verbose=0"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     size = json.loads((run / "config.json").read_text())["input_shape"][0]
     _, x_test, _, y_test = data.digits_arrays(size)

@@ -29,7 +29,7 @@ import tensorflow as tf
 from ir2net_tf import pytorch_import
 from ir2net_tf.pytorch_import import CheckpointError
 
-torch = pytest.importorskip("torch", reason="PyTorch is optional: pip install -r requirements-torch.txt")
+torch = pytest.importorskip("torch", reason="PyTorch is optional: pip install -e '.[torch]'")
 nn = torch.nn
 F = torch.nn.functional
 
@@ -368,7 +368,7 @@ def test_missing_torch_is_explained(monkeypatch, tmp_path):
     path = tmp_path / "c.pth.tar"
     path.write_bytes(b"not read")
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
-    with pytest.raises(ImportError, match="requirements-torch.txt"):
+    with pytest.raises(ImportError, match="pip install torch==2.13.0"):
         pytorch_import.load_state_dict(path)
 
 
@@ -377,10 +377,9 @@ def test_command_line(tmp_path):
     checkpoint = tmp_path / "checkpoint.pth.tar"
     save_reference_checkpoint(reference, checkpoint)
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=repo, TF_CPP_MIN_LOG_LEVEL="3")
     run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "zoo.import_pytorch", str(checkpoint), *args],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "zoo", "import-pytorch", str(checkpoint), *args],
+        cwd=repo, capture_output=True, text=True, timeout=300,
     )
     output = tmp_path / "c.weights.h5"
     done = run("--model", "IR2ResNet18", "--variant", "C", "--input-size", str(SIZE), "--output", str(output))

@@ -29,7 +29,7 @@ def digits_run(killed_and_resumed):
 def training_step_masks(model_dir, images):
     """The mask the IR² training step applies to this batch, captured from
     the training step itself."""
-    from export.source import from_model_dir
+    from ir2net_tf.export.source import from_model_dir
 
     model, _ = from_model_dir(model_dir, logits=True)
     trainer = training.IR2Trainer(model)

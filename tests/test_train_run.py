@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from ir2net_tf import data, zoo
-from train import artifacts, callbacks, recipes, run
+from ir2net_tf.runs import artifacts, callbacks, recipes, run
 
 from tests_support import STEPS, checkpoint_state, cli
 

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from zoo import benchmark
-from zoo.__main__ import main
+from ir2net_tf.catalog import benchmark
+from ir2net_tf.catalog.cli import main
 
 
 def test_benchmark_writes_json_markdown_and_plot(tmp_path, capsys):

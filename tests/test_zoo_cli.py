@@ -8,7 +8,7 @@ import sys
 from ir2net_tf import zoo
 from ir2net_tf.complexity import complexity
 from tests_support import REFERENCE_PARAMS, REPO
-from zoo.__main__ import main
+from ir2net_tf.catalog.cli import main
 
 
 def test_list_json_matches_spec_and_complexity(capsys):

@@ -1,1 +1,1 @@
-"""``python -m zoo``: the catalog of IR²Net models (see ``python -m zoo --help``)."""
+"""``python -m zoo``: the checkout's entry point; the code is ``ir2net_tf.catalog``."""

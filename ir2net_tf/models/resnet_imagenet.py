@@ -117,7 +117,7 @@ _ARGS_DOC = """
             PyTorch's symmetric padding in the stem convolution, the max pool
             and the strided binary convolutions, where TensorFlow's "same"
             pads asymmetrically; weights imported from the authors' PyTorch
-            checkpoints (``python -m zoo.import_pytorch``) need it to give the
+            checkpoints (``python -m zoo import-pytorch``) need it to give the
             reference's outputs. It adds padding layers (``stem_pad``,
             ``stem_pool_pad``) and uses ``PyTorchPadQuantConv2D`` for the
             strided binary convolutions, with the same variables: weights load

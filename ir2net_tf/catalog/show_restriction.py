@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
 
 
 def _load_model(args):
-    from export.source import build_model, from_model_dir
+    from ir2net_tf.export.source import build_model, from_model_dir
 
     if bool(args.model_dir) == bool(args.model):
         raise ValueError("Give exactly one of --model_dir DIR or --model NAME.")
@@ -59,7 +59,7 @@ def _load_images(args, input_shape) -> Tuple[np.ndarray, List[str]]:
         count = min(args.digits, len(held_out))
         images = normalize(held_out[:count] / 255.0).numpy()
         return images, [f"digit{i:03d}_label{labels[i]}" for i in range(count)]
-    from export.inputs import _image_files, load_images
+    from ir2net_tf.export.inputs import _image_files, load_images
 
     images, _ = load_images(args.images, input_shape)
     if os.path.isdir(args.images) or not args.images.endswith((".npy", ".npz")):

@@ -1,14 +1,14 @@
 """Import an authors' PyTorch IR²Net checkpoint into our Keras model.
 
-  python -m zoo.import_pytorch checkpoint.pth.tar --model IR2ResNet18 --variant B \\
+  python -m zoo import-pytorch checkpoint.pth.tar --model IR2ResNet18 --variant B \\
       --output ir2_resnet18_b.weights.h5
 
 Reads the reference's ``checkpoint.pth.tar`` (a ``state_dict`` saved through
 ``nn.DataParallel``), checks that every tensor has a place in the model and
 every model weight a tensor, and saves Keras HDF5 weights (atomically). The
 weights are meant for the model built with ``padding="pytorch"``, which
-reproduces the reference's outputs. Needs PyTorch (``pip install -r
-requirements-torch.txt``). Exit status: 0 imported, 2 bad arguments or a
+reproduces the reference's outputs. Needs PyTorch (``pip install torch==2.13.0``, the ``torch``
+extra). Exit status: 0 imported, 2 bad arguments or a
 checkpoint that does not fit.
 """
 
@@ -21,7 +21,7 @@ from typing import List, Optional
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m zoo.import_pytorch",
+        prog="python -m zoo import-pytorch",
         description="Import an authors' PyTorch IR²Net ImageNet checkpoint into Keras weights.",
     )
     p.add_argument("checkpoint", help="The reference's checkpoint.pth.tar (or a saved state dict).")

@@ -8,7 +8,7 @@ import time
 
 import tensorflow as tf
 
-from train import artifacts
+from ir2net_tf.runs import artifacts
 
 
 class NaNLoss(RuntimeError):

@@ -4,7 +4,7 @@ import os
 import shutil
 import tempfile
 
-from train import artifacts
+from ir2net_tf.runs import artifacts
 
 # Settings that may change between invocations of the same run: what to do,
 # not what is trained.

@@ -8,8 +8,8 @@ from absl import logging
 from ir2net_tf import data, zoo
 from ir2net_tf.training import IR2Trainer, cosine_schedule, make_optimizer
 from ir2net_tf.visualize import RestrictionGridLogger
-from train import artifacts, callbacks, distribute, model_dir as model_dirs
-from train.teacher import load_teacher
+from ir2net_tf.runs import artifacts, callbacks, distribute, model_dir as model_dirs
+from ir2net_tf.runs.teacher import load_teacher
 
 STAGES = ("1", "2", "both")
 
