@@ -9,7 +9,6 @@ Used by ``python -m export`` and by the catalog's benchmark command. Import
 import collections
 import os
 import statistics
-import tempfile
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -20,6 +19,7 @@ import larq as lq
 import tensorflow as tf
 
 from ir2net_tf.complexity import is_binary_conv  # noqa: F401  (part of this module's API)
+from ir2net_tf import files
 from ir2net_tf.files import atomic_write  # noqa: F401  (part of this module's API)
 
 TARGETS = ("arm", "xcore")
@@ -387,16 +387,7 @@ def measure_latency(
 
 def check_writable(path: str) -> None:
     """Fails early, before a slow conversion, when ``path`` cannot be written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise DeployError(f"Output path {path!r} is a directory; give a file name ending in .tflite.")
-    if not os.path.isdir(directory):
-        raise DeployError(f"Output directory {directory!r} does not exist; create it first.")
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".write-test-")
-    except OSError as error:
-        raise DeployError(
-            f"Cannot write to {directory!r} ({error.strerror}); choose another --output."
-        ) from error
-    os.close(fd)
-    os.remove(tmp)
+        files.check_writable(path, option="--output")
+    except files.OutputError as error:
+        raise DeployError(str(error)) from error

@@ -25,13 +25,14 @@ kernels are transposed; the reference stores binary kernels flattened as
 
 import os
 import re
-import tempfile
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
+
+from ir2net_tf import files
 
 MODELS = {"IR2ResNet18": (4, 4, 4, 4), "IR2ResNet34": (6, 8, 12, 6)}
 BN_KEYS = ("weight", "bias", "running_mean", "running_var")
@@ -332,45 +333,18 @@ def check_output_path(path) -> str:
     path = os.fspath(path)
     if not path.endswith(".h5"):
         raise ValueError(f"Output {path!r} must end in .h5 (Keras HDF5 weights, e.g. ir2_b.weights.h5).")
-    if os.path.isdir(path):
-        raise ValueError(f"Output {path!r} is a directory; give a file name ending in .h5.")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ValueError(f"Output directory {directory!r} does not exist; create it first.")
-    if not os.access(directory, os.W_OK):
-        raise ValueError(f"Cannot write to {directory!r}; choose another output.")
-    return path
+    return files.check_writable(path, option="--output")
 
 
 def save_weights_atomic(model: tf.keras.Model, path) -> None:
-    """Saves Keras weights to ``path`` through a temporary file and
-    ``os.replace``: a failed or interrupted save never leaves a partial file.
+    """Saves Keras weights to ``path`` atomically (``ir2net_tf.files``).
 
     ``*.weights.h5`` is Keras' weights format: it matches layers by class and
     position, so it loads into the ``padding="pytorch"`` model only. Any other
     ``*.h5`` is the legacy HDF5 format, which matches the layers that have
     weights in order: it loads into either padding setting.
     """
-    path = check_output_path(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    # Keras picks the format from the name: ".weights.h5" is the new weights
-    # format, any other ".h5" the legacy HDF5 one. The temporary file keeps
-    # the suffix, so the file holds what load_weights(path) will expect.
-    suffix = ".weights.h5" if path.endswith(".weights.h5") else ".h5"
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix)
-    except OSError as error:
-        raise ValueError(f"Cannot write to {directory!r} ({error.strerror}); choose another output.") from error
-    os.close(fd)
-    try:
-        model.save_weights(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the output private
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    files.save_weights(model, check_output_path(path))
 
 
 def import_checkpoint(

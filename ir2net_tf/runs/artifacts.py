@@ -1,12 +1,13 @@
-"""The model directory's files, written atomically (temp file, then
-``os.replace``) so that a run killed at any moment leaves every file whole."""
+"""The model directory's file names and formats, every file written
+atomically (``ir2net_tf.files``) so that a run killed at any moment leaves
+every file whole."""
 
 import csv
 import io
 import json
 import os
 
-from ir2net_tf.files import atomic_write
+from ir2net_tf.files import atomic_write, save_weights  # noqa: F401  (save_weights: part of this module's API)
 
 CONFIG = "config.json"
 METRICS = "metrics.csv"
@@ -33,15 +34,6 @@ def write_json(path: str, value) -> None:
 def read_json(path: str):
     with open(path) as f:
         return json.load(f)
-
-
-def save_weights(model, path: str) -> None:
-    """Keras weights (.weights.h5), atomically: Keras picks the format from
-    the suffix, so the temporary file keeps it."""
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
-    model.save_weights(tmp)
-    os.replace(tmp, path)
 
 
 def read_metrics(path: str) -> list:

@@ -2,8 +2,8 @@
 
 import os
 import shutil
-import tempfile
 
+from ir2net_tf import files
 from ir2net_tf.runs import artifacts
 
 # Settings that may change between invocations of the same run: what to do,
@@ -12,17 +12,8 @@ _NOT_IDENTITY = ("stage",)
 
 
 def prepare(model_dir: str) -> str:
-    model_dir = os.path.abspath(os.path.expanduser(model_dir))
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=model_dir, prefix=".write-test-"):
-            pass
-    except OSError as error:
-        raise ValueError(
-            f"The model directory {model_dir!r} is not writable ({error.strerror or error}); "
-            "choose another --model_dir."
-        ) from error
-    return model_dir
+    """The absolute model directory, created, checked writable."""
+    return files.check_writable_dir(model_dir, option="--model_dir")
 
 
 def identity(training: dict) -> dict:
