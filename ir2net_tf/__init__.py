@@ -11,6 +11,6 @@ ensure_legacy_keras()
 from ir2net_tf import layers, recovery, restriction  # noqa: E402
 from ir2net_tf.restriction import restriction_mask, restrict  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["layers", "recovery", "restriction", "restriction_mask", "restrict"]

@@ -1,4 +1,4 @@
-"""Input pipelines (SPEC: "Training recipes of the reference").
+"""Input pipelines (docs/recipes.md: the recipes' augmentation).
 
 Every dataset becomes a ``Dataset``: per-epoch training pipelines whose order
 and augmentation depend only on (seed, epoch), so that a run resumed in the

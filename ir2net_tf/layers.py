@@ -1,4 +1,4 @@
-"""The building blocks every IR²Net model shares (SPEC: "Binary convolution",
+"""The building blocks every IR²Net model shares (docs/method.md: "Binary convolutions",
 "Recovery heads").
 
 Layer classes here are registered with Keras under the package name

@@ -34,7 +34,6 @@ import tensorflow as tf
 
 from ir2net_tf import files
 
-MODELS = {"IR2ResNet18": (4, 4, 4, 4), "IR2ResNet34": (6, 8, 12, 6)}
 BN_KEYS = ("weight", "bias", "running_mean", "running_var")
 # Counted by PyTorch's BatchNorm for its momentum-free mode; nothing in Keras
 # corresponds to it, so it is checked and consumed but not stored.
@@ -105,35 +104,52 @@ def detect_architecture(state: Dict[str, np.ndarray]) -> Tuple[str, str, int]:
             stage, block = int(match.group(1)), int(match.group(2))
             blocks[stage] = max(blocks.get(stage, 0), block + 1)
     depths = tuple(blocks.get(s, 0) for s in (1, 2, 3, 4))
-    names = [name for name, d in MODELS.items() if d == depths]
-    if not names:
+    candidates = importable_models()
+    spec = next((s for s in candidates if s.depths == depths), None)
+    if spec is None:
+        known = ", ".join(f"{s.name} has {list(s.depths)}" for s in candidates)
         raise CheckpointError(
-            f"The checkpoint's stages have {list(depths)} blocks; IR2ResNet18 has "
-            f"{list(MODELS['IR2ResNet18'])}, IR2ResNet34 {list(MODELS['IR2ResNet34'])}. Is it an "
-            "ImageNet IR²Net ResNet checkpoint?"
+            f"The checkpoint's stages have {list(depths)} blocks; {known}. Is it an ImageNet IR²Net "
+            "ResNet checkpoint?"
         )
     if "fusion.weight" in state:
-        variant = "A"
+        found = ("full", None, None)
     elif "fusion.cheap_operation.0.weight" in state:
         cheap, per_group = state["fusion.cheap_operation.0.weight"].shape[:2]
         primary = state["fusion.primary_conv.0.weight"].shape[0]
-        ratio = cheap // primary + 1  # m·(r − 1) cheap channels from m primary ones
-        groups = primary // per_group
-        found = {(2, primary): "B", (4, 8): "C", (20, primary): "D"}.get((ratio, groups))
-        if found is None:
-            raise CheckpointError(
-                f"The checkpoint's compact fusion head has ratio {ratio} and {groups} groups, "
-                "none of variants B (2, depthwise), C (4, 8), D (20, depthwise)."
-            )
-        variant = found
+        # m·(r − 1) cheap channels from m primary ones, in groups of per_group.
+        found = ("compact", cheap // primary + 1, primary // per_group)
     else:
         raise CheckpointError(
-            "The checkpoint has no fusion head ('fusion.weight' for variant A or "
-            "'fusion.primary_conv.*'/'fusion.cheap_operation.*' for B-D)."
+            "The checkpoint has no fusion head ('fusion.weight' for a full head or "
+            "'fusion.primary_conv.*'/'fusion.cheap_operation.*' for a compact one)."
+        )
+    variant = next((name for name, v in spec.variants.items() if _head_signature(v.head) == found), None)
+    if variant is None:
+        known = ", ".join(f"{name} ({v.head.describe()})" for name, v in spec.variants.items())
+        raise CheckpointError(
+            f"The checkpoint's fusion head (ratio {found[1]}, {found[2]} groups) is none of {spec.name}'s "
+            f"variants: {known}."
         )
     if "fc.weight" not in state:
         raise CheckpointError("The checkpoint has no classifier ('fc.weight').")
-    return names[0], variant, int(state["fc.weight"].shape[0])
+    return spec.name, variant, int(state["fc.weight"].shape[0])
+
+
+def importable_models():
+    """The zoo models the reference's ImageNet checkpoints fit: the ResNets
+    that support PyTorch's padding."""
+    from ir2net_tf import zoo
+
+    return [s for s in zoo.MODELS.values() if s.depths and "pytorch" in s.paddings]
+
+
+def _head_signature(head) -> Tuple[str, Optional[int], Optional[int]]:
+    """(kind, ratio, groups) of a head on the reference's 1024 → 512 fusion."""
+    if head.kind == "full":
+        return ("full", None, None)
+    primary = -(-512 // head.ratio)
+    return ("compact", head.ratio, head.groups_for(primary))
 
 
 # ------------------------------------------------------------------ mapping
@@ -315,7 +331,7 @@ def build_for_checkpoint(
     found_model, found_variant, num_classes = detect_architecture(state)
     if model is not None and model != found_model:
         raise CheckpointError(f"The checkpoint holds an {found_model}, not an {model}.")
-    if variant is not None and variant.upper() != found_variant:
+    if variant is not None and zoo.get_spec(found_model).parse_variant(variant) != found_variant:
         raise CheckpointError(f"The checkpoint holds variant {found_variant}, not variant {variant.upper()}.")
     return zoo.build(
         found_model,

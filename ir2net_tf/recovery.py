@@ -1,4 +1,4 @@
-"""Information recovery (SPEC: "Recovery heads").
+"""Information recovery (docs/method.md, "Information recovery").
 
 Shallow feature maps ("taps") are average-pooled to the size of the final
 feature map F, concatenated with it, and fused by a small full-precision head:
@@ -36,6 +36,13 @@ class FusionHead:
         if self.kind == "compact" and (self.ratio is None or self.ratio < 2):
             raise ValueError(f"A compact head needs an integer ratio >= 2; got {self.ratio!r}.")
 
+    def describe(self) -> str:
+        """A few words for tables: "full 1×1 fusion", "CIRec r=4, groups m//16"."""
+        if self.kind == "full":
+            return "full 1×1 fusion"
+        groups = "depthwise" if self.cheap_groups in (None, "depthwise") else f"groups {self.cheap_groups}"
+        return f"CIRec r={self.ratio}, {groups}"
+
     def groups_for(self, primary_channels: int) -> int:
         if self.cheap_groups in (None, "depthwise"):
             return primary_channels
@@ -44,7 +51,8 @@ class FusionHead:
         return int(self.cheap_groups)
 
 
-# The paper's ImageNet variants (SPEC "Models", variants table).
+# The paper's ImageNet variants A–D (docs/architectures.md). The models'
+# descriptions (ir2net_tf.models.spec) say which variants each model has.
 VARIANTS = {
     "A": FusionHead("full"),
     "B": FusionHead("compact", ratio=2, cheap_groups="depthwise"),
@@ -54,11 +62,11 @@ VARIANTS = {
 
 
 def resolve_head(head: Union[str, FusionHead]) -> FusionHead:
-    """A variant letter ("A"–"D") or a ``FusionHead`` → a ``FusionHead``."""
+    """A variant letter ("A"–"D", any case) or a ``FusionHead`` → a ``FusionHead``."""
     if isinstance(head, FusionHead):
         return head
-    if isinstance(head, str) and head.upper() in VARIANTS:
-        return VARIANTS[head.upper()]
+    if isinstance(head, str) and head.strip().upper() in VARIANTS:
+        return VARIANTS[head.strip().upper()]
     raise ValueError(
         f"Unknown variant {head!r}; choose one of {sorted(VARIANTS)} or pass a "
         "ir2net_tf.recovery.FusionHead."

@@ -1,4 +1,4 @@
-"""Information restriction (SPEC: "The information restriction mask").
+"""Information restriction (docs/method.md, "Information restriction").
 
 During training the network's own attention, read off its final feature map,
 decides which input pixels it keeps; the rest are erased and the network also

@@ -1,4 +1,4 @@
-"""The IR² training step (SPEC: "Training step") as a Keras model.
+"""The IR² training step (docs/method.md, "Information restriction") as a Keras model.
 
 ``IR2Trainer`` wraps a zoo model built with logits (``classifier_activation=None``)
 and trains it with ``fit``: the student sees x and the restricted x' (mask from
@@ -59,7 +59,7 @@ class IR2Trainer(tf.keras.Model):
         weight_decay: L2 coefficient added to the gradient (coupled, as in the
             reference: the optimizer sees wd · w in the gradient).
         weight_decay_scope: ``"all"`` or ``"conv"`` (conv kernels only).
-        normalization: the mask's attention normalization (SPEC: "height").
+        normalization: the mask's attention normalization ("height", the reference's).
     """
 
     def __init__(

@@ -125,6 +125,14 @@ def test_int8_without_range_is_refused(tmp_path, capsys):
     assert code == 2 and "--int8-range" in err
 
 
+def test_every_model_takes_the_padding_option(tmp_path, capsys):
+    """--padding same on a CIFAR model (once a TypeError traceback)."""
+    output = tmp_path / "r20.tflite"
+    code, out, err = _run(capsys, "--model", "IR2ResNet20", "--padding", "same", "--no-verify",
+                          "--latency-runs", "0", "-o", str(output))
+    assert code == 0 and output.is_file(), err + out
+
+
 def test_bad_variant(capsys):
     code, _, err = _run(capsys, "--model", "IR2ResNet18", "--variant", "Z")
     assert code == 2 and "Z" in err

@@ -1,7 +1,7 @@
-"""Importing the authors' PyTorch checkpoints (issue 6).
+"""Importing the authors' PyTorch checkpoints.
 
-A PyTorch re-implementation of the reference ImageNet IR²Net ResNet-18 (SPEC
-and the checkpoint layout of the issue), with random weights and random
+A PyTorch re-implementation of the reference ImageNet IR²Net ResNet-18
+(docs/architectures.md, and the reference's checkpoint layout), with random weights and random
 batch-norm statistics, is saved as the reference saves it (``state_dict``
 under ``nn.DataParallel``: keys start with ``module.``), imported into our
 Keras model built with ``padding="pytorch"``, and must give PyTorch's logits

@@ -1,4 +1,4 @@
-"""The restriction mask against an independent NumPy version of SPEC's six steps."""
+"""The restriction mask against an independent NumPy version of the six steps (docs/method.md)."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from ir2net_tf.restriction import attention_map, restrict, restriction_mask
 
 
 def numpy_mask(features, out_h, out_w, lam=0.15):
-    """SPEC's steps 1–5 written pixel by pixel, the way PyTorch defines them."""
+    """Steps 1–5 of the mask written pixel by pixel, the way PyTorch defines them."""
     attention = (features.astype(np.float64) ** 2).mean(axis=-1)  # (N, h, w)
     n, h, w = attention.shape
     # F.normalize(p=2, dim=1) on (N, h, w): each column j over the height.

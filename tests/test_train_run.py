@@ -130,7 +130,7 @@ def test_cli_errors_name_the_problem_without_a_traceback(tmp_path):
     blocker.write_text("")
     cases = [
         (["--model=NoSuchNet"], "Unknown model 'NoSuchNet'; choose one of ['IR2ResNet18'"),
-        (["--variant=Z"], "Unknown variant 'Z' for IR2ResNet20; choose one of [None, 'A'"),
+        (["--variant=Z"], "Unknown variant 'Z' for IR2ResNet20; choose one of ['paper', 'A'"),
         ([f"--model_dir={blocker}/run"], "is not writable"),
         ([f"--dataset={tmp_path}/missing_folder/"], "does not exist"),
     ]

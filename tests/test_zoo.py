@@ -1,4 +1,4 @@
-"""The zoo models against SPEC: parameter counts, shapes, weights, arguments."""
+"""The zoo models against the reference: parameter counts, shapes, weights, arguments."""
 
 import larq as lq
 import numpy as np
@@ -124,8 +124,9 @@ def test_include_top_false_returns_fused_map():
 @pytest.mark.parametrize(
     "name, kwargs, message",
     [
-        ("IR2ResNet18", {"variant": "E"}, r"Unknown variant 'E'; choose one of \['A', 'B', 'C', 'D'\]"),
-        ("IR2ResNet20", {"variant": "Z"}, r"choose one of \[None, 'A', 'B', 'C', 'D'\]"),
+        ("IR2ResNet18", {"variant": "E"}, r"Unknown variant 'E' for IR2ResNet18; choose one of \['A', 'B', 'C', 'D'\]"),
+        ("IR2ResNet20", {"variant": "Z"}, r"choose one of \['paper', 'A', 'B', 'C', 'D'\] \(default 'paper'\)"),
+        ("IR2ResNet20", {"padding": "pytorch"}, r"IR2ResNet20 supports padding 'same'; got 'pytorch'"),
         ("IR2ResNet18", {"input_shape": (224, 224, 1)}, "takes \\(height, width, 3\\) RGB images"),
         ("IR2ResNet18", {"input_shape": (16, 16, 3)}, "multiples of 32"),
         ("IR2ResNet18", {"input_shape": (200, 200, 3)}, "multiples of 32"),
@@ -150,3 +151,25 @@ def test_unknown_model_and_mismatched_weights(tmp_path):
     zoo.IR2VGGSmall().save_weights(path)
     with pytest.raises(ValueError, match="does not match model 'ir2_resnet20'"):
         zoo.IR2ResNet20(weights=path)
+
+
+def test_variants_are_case_insensitive_everywhere():
+    assert zoo.IR2ResNet18(variant="b", input_shape=(64, 64, 3)).name == "ir2_resnet18_b"
+    assert zoo.get_spec("IR2ResNet20").parse_variant(None) == "paper"
+    for spelling in ("", "none", "None", "paper", "Default"):
+        assert zoo.get_spec("IR2VGGSmall").parse_variant(spelling) == "paper"
+
+
+def test_recovery_head_on_a_bare_zoo_backbone():
+    """F is marked once: the bare model's final_features layer is reused."""
+    bare = zoo.build("IR2ResNet20", recovery=False)
+    model = zoo.add_recovery_head(bare, head="b", activation="hardtanh", num_classes=10)
+    assert [layer.name for layer in model.layers].count(zoo.FEATURES_LAYER) == 1
+    assert model.output_shape == (None, 10)
+
+
+def test_with_feature_map_error_names_a_function_that_exists():
+    plain = tf.keras.Sequential([tf.keras.Input((8,)), tf.keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="ir2net_tf.zoo.add_recovery_head"):
+        zoo.with_feature_map(plain)
+    assert callable(zoo.add_recovery_head)

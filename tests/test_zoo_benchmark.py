@@ -11,15 +11,20 @@ from ir2net_tf.catalog.cli import main
 
 def test_benchmark_writes_json_markdown_and_plot(tmp_path, capsys):
     out = str(tmp_path / "bench")
-    assert main(["benchmark", "--models", "IR2ResNet20", "--train", "--runs", "2", "--threads", "1",
-                 "--output_dir", out]) == 0
+    cache = str(tmp_path / "missing" / "cache")  # created when missing
+    args = ["benchmark", "--models", "IR2ResNet20-paper", "--train", "--runs", "2", "--rounds", "2", "--threads", "1",
+            "--output_dir", out, "--cache_dir", cache]
+    assert main(args) == 0
+    assert os.listdir(cache) == ["IR2ResNet20-paper_32.tflite"]
+    assert main(args) == 0  # the second run reuses the flatbuffer
+    assert "reused" in capsys.readouterr().out
     rows = json.load(open(os.path.join(out, "results.json")))["rows"]
-    assert [r["model"] for r in rows] == ["IR2ResNet20"]
+    assert [r["model"] for r in rows] == ["IR2ResNet20-paper"]
     row = rows[0]
     assert row["lce_bconv2d"] == 18 and row["tflite_bytes"] > 10_000
     assert row["latency_ms_1t"] > 0 and row["params"] == 272_458
     table = open(os.path.join(out, "results.md")).read()
-    assert "| IR2ResNet20 | 32 | 87.2 %" in table and table in capsys.readouterr().out + "\n"
+    assert "| IR2ResNet20-paper | 32 | 87.2 %" in table
     assert os.path.getsize(os.path.join(out, "tradeoff.png")) > 1000
 
 

@@ -14,7 +14,7 @@ from ir2net_tf.catalog.cli import main
 def test_list_json_matches_spec_and_complexity(capsys):
     assert main(["list", "--json"]) == 0
     rows = {(r["model"], r["variant"]): r for r in json.loads(capsys.readouterr().out)}
-    assert len(rows) == sum(len(info.variants) for info in zoo.MODELS.values())
+    assert len(rows) == sum(len(spec.variants) for spec in zoo.MODELS.values())
     for (name, variant), params in REFERENCE_PARAMS.items():
         row = rows[name, variant or "paper"]
         assert row["binary_params"] + row["fp_params"] == params

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# SPEC's "trainable parameter counts of the reference".
+# The reference's trainable parameter counts (docs/architectures.md).
 REFERENCE_PARAMS = {
     ("IR2ResNet18", "A"): 12_220_264,
     ("IR2ResNet18", "B"): 11_960_424,

@@ -24,14 +24,10 @@ from ir2net_tf.deploy import DeployError
 from ir2net_tf.catalog import benchmark, show_restriction
 
 
-def _variant(text):
-    return None if text in (None, "", "paper", "None") else text.upper()
-
-
 def cmd_list(args) -> int:
     from ir2net_tf.catalog.table import catalog_rows, markdown_table
 
-    rows = catalog_rows(progress=not args.json)
+    rows = catalog_rows(progress=not args.json, models=args.models)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
@@ -47,9 +43,8 @@ def cmd_list(args) -> int:
 def cmd_summary(args) -> int:
     import larq as lq
 
-    info = zoo.get_model_info(args.name)
-    variant = _variant(args.variant) if args.variant is not None else info.default_variant
-    model = info.builder(variant=variant, recovery=not args.bare)
+    variant = zoo.get_spec(args.name).parse_variant(args.variant)
+    model = zoo.build(args.name, variant=variant, recovery=not args.bare)
     lq.models.summary(model)
     return 0
 
@@ -58,11 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m zoo", description="The IR²Net model catalog.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("list", help="one row per model and variant")
+    p.add_argument("models", nargs="*", help="only these models (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_list)
     p = commands.add_parser("summary", help="the per-layer Larq summary of a model")
     p.add_argument("name", help=f"one of {', '.join(zoo.MODELS)}")
-    p.add_argument("--variant", help="A-D (ImageNet models), or 'paper' for a CIFAR model's own head")
+    p.add_argument("--variant", help="the model's variant (see `list`; default: the paper's head)")
     p.add_argument("--bare", action="store_true", help="the backbone without the recovery head")
     p.set_defaults(run=cmd_summary)
     p = commands.add_parser("benchmark", help="measure latency, size and throughput against the anchors")

@@ -25,10 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Import an authors' PyTorch IR²Net ImageNet checkpoint into Keras weights.",
     )
     p.add_argument("checkpoint", help="The reference's checkpoint.pth.tar (or a saved state dict).")
-    p.add_argument("--model", choices=("IR2ResNet18", "IR2ResNet34"),
+    from ir2net_tf.pytorch_import import importable_models
+
+    p.add_argument("--model", choices=[s.name for s in importable_models()],
                    help="Expected model (default: detected from the checkpoint).")
-    p.add_argument("--variant", type=str.upper, choices=("A", "B", "C", "D"),
-                   help="Expected fusion head (default: detected from the checkpoint).")
+    p.add_argument("--variant", help="Expected variant (default: detected from the checkpoint).")
     p.add_argument("--output", "-o", required=True,
                    help="Keras weights file to write: NAME.weights.h5 (Keras' weights format, loads into the "
                         "padding='pytorch' model) or NAME.h5 (legacy HDF5, loads into either padding).")

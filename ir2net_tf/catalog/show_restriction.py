@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
     source = parser.add_argument_group("model (one of)")
     source.add_argument("--model_dir", help="a run of `python -m train` (its config.json and best weights)")
     source.add_argument("--model", help="a zoo model name, with --variant/--weights/--input_size")
-    source.add_argument("--variant", help="zoo model variant (A-D, or 'paper' for CIFAR models' own head)")
+    source.add_argument("--variant", help="zoo model variant (default: the paper's head)")
     source.add_argument("--weights", help="weights file for --model (default: random initialization)")
     source.add_argument("--input_size", type=int, help="input height and width for --model")
     images = parser.add_argument_group("images (one of)")
@@ -40,11 +40,9 @@ def _load_model(args):
     if args.model_dir:
         model, config = from_model_dir(args.model_dir, logits=True)
         return model, config["model"]
-    variant = None if args.variant in (None, "paper") else args.variant
     from ir2net_tf import zoo
 
-    if args.variant is None:
-        variant = zoo.get_model_info(args.model).default_variant
+    variant = zoo.get_spec(args.model).parse_variant(args.variant)
     model = build_model(args.model, weights=args.weights, input_size=args.input_size, logits=True, variant=variant)
     return model, args.model
 

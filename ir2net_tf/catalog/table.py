@@ -23,25 +23,24 @@ COLUMNS = (
 )
 
 
-def model_variants():
-    """(name, variant) for every zoo model and variant."""
-    return [(info.name, variant) for info in zoo.MODELS.values() for variant in info.variants]
-
-
 def catalog_row(name: str, variant) -> dict:
-    info = zoo.get_model_info(name)
-    model = info.builder(variant=variant)
-    row = {"model": name, "variant": variant or "paper", "input": f"{info.input_size}x{info.input_size}"}
+    spec = zoo.get_spec(name)
+    model = zoo.build(name, variant=variant)
+    row = {"model": name, "variant": variant, "input": f"{spec.input_size}x{spec.input_size}"}
     row.update(complexity(model).as_dict())
     row["deployed_mb"] = row["deployed_bytes"] / 1e6
-    top1, top5 = info.paper_accuracy.get(variant, (None, None))
-    row["paper_top1"], row["paper_top5"] = top1, top5
+    known = spec.variants.get(variant)
+    row["paper_top1"] = known.paper_top1 if known else None
+    row["paper_top5"] = known.paper_top5 if known else None
     tf.keras.backend.clear_session()
     return row
 
 
-def catalog_rows(progress: bool = True) -> list:
-    pairs = model_variants()
+def catalog_rows(progress: bool = True, models=None) -> list:
+    """Rows of every model and variant, or of the ``models`` named."""
+    for name in models or []:
+        zoo.get_spec(name)  # a clear error for unknown names
+    pairs = [(name, variant) for name, variant in zoo.model_variants() if not models or name in models]
     return [catalog_row(name, variant) for name, variant in tqdm(pairs, disable=not progress, desc="building models")]
 
 

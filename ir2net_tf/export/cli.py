@@ -28,7 +28,7 @@ def parse_args(argv):
     where.add_argument("--model", help="A zoo model name (see ir2net_tf.zoo.MODELS).")
     p.add_argument("--weights", help="Weights file (default with --model-dir: its best, else final weights; "
                    "with --model: none, random weights with randomized batch-norm statistics).")
-    p.add_argument("--variant", help="Zoo model variant (A-D, or 'none' for a CIFAR model's paper head).")
+    p.add_argument("--variant", help="Zoo model variant (`python -m zoo list` shows each model's; default: the paper's head).")
     p.add_argument("--input-size", "--input_size", type=int, help="Input height and width (zoo default otherwise).")
     p.add_argument("--num-classes", "--num_classes", type=int, help="Classifier outputs (zoo default otherwise).")
     p.add_argument("--pad-values", "--pad_values", type=float, choices=(0.0, 1.0), help="Binary conv padding.")
@@ -58,7 +58,9 @@ def parse_args(argv):
 def _default_output(args) -> str:
     if args.model_dir:
         return os.path.join(args.model_dir, "model.tflite")
-    suffix = f"_{args.variant}" if args.variant and args.variant.lower() != "none" else ""
+    spec = source.model_spec(args.model)
+    variant = source.parse_variant(spec, args.variant)
+    suffix = f"_{variant}" if args.variant is not None and variant != spec.default_variant else ""
     return f"{args.model}{suffix}.tflite"
 
 
@@ -72,7 +74,7 @@ def load_model(args):
         "padding": args.padding,
     }
     if args.variant is not None:
-        options["variant"] = None if args.variant.lower() == "none" else args.variant
+        options["variant"] = args.variant
     model = source.build_model(args.model, weights=args.weights, input_size=args.input_size, logits=args.logits,
                                **options)
     if args.weights is None:

@@ -63,6 +63,22 @@ def _mismatch(error: Exception, weights: str, model_name: str) -> DeployError:
     )
 
 
+def model_spec(name: str):
+    """The zoo model's description; DeployError for unknown names."""
+    try:
+        return zoo.get_spec(name)
+    except ValueError as error:
+        raise DeployError(str(error)) from error
+
+
+def parse_variant(spec, variant):
+    """The canonical variant name; DeployError for unknown variants."""
+    try:
+        return spec.parse_variant(variant)
+    except ValueError as error:
+        raise DeployError(str(error)) from error
+
+
 def build_model(
     name: str,
     *,
@@ -73,13 +89,10 @@ def build_model(
 ):
     """A zoo model with ``weights`` loaded; DeployError for unknown names,
     bad options and weights that do not fit."""
-    try:
-        info = zoo.get_model_info(name)
-    except ValueError as error:
-        raise DeployError(str(error)) from error
+    spec = model_spec(name)
     if weights is not None and not os.path.isfile(weights):
         raise DeployError(f"Weights file {weights!r} does not exist.")
-    size = input_size or info.input_size
+    size = input_size or spec.input_size
     kwargs = {k: v for k, v in options.items() if v is not None or k == "variant"}
     try:
         model = zoo.build(

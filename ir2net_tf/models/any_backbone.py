@@ -4,7 +4,8 @@ from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
-from ir2net_tf.models.common import build_top
+from ir2net_tf.models.common import Top, build_top
+from ir2net_tf.recovery import resolve_head
 
 
 def _layer_output(model: tf.keras.Model, name: str):
@@ -93,7 +94,7 @@ def add_recovery_head(
             ResNet-like network (for Bi-Real Net exactly IR2ResNet18's taps).
         final_layer: name of the layer producing F; default the last layer
             with a 4-D output.
-        head: fusion head: ``"A"``–``"D"`` or an ``ir2net_tf.recovery.FusionHead``.
+        head: fusion head: ``"A"``–``"D"`` (any case) or an ``ir2net_tf.recovery.FusionHead``.
         activation: ``"prelu"`` or ``"hardtanh"`` in the head.
         out_channels: channels of the fused map (default: F's channels).
         include_top, num_classes, classifier_activation: as in the zoo builders.
@@ -123,11 +124,8 @@ def add_recovery_head(
         taps,
         final,
         name=name or f"{model.name}_ir2",
-        recovery=True,
-        head=head,
+        head=resolve_head(head),
         act=activation,
-        include_top=include_top,
-        num_classes=int(num_classes),
-        classifier_activation=classifier_activation,
+        top=Top(include_top, int(num_classes), classifier_activation),
         out_channels=out_channels,
     )

@@ -1,5 +1,6 @@
-"""The CIFAR-10 models (SPEC: "CIFAR-10"): IR2ResNet20, IR2ResNet18CIFAR and
-IR2VGGSmall, all with Hardtanh activations and 32×32 inputs by default."""
+"""The CIFAR-10 models (docs/architectures.md, "CIFAR-10"): IR2ResNet20,
+IR2ResNet18CIFAR and IR2VGGSmall, all with Hardtanh activations and 32×32
+inputs by default."""
 
 from typing import Optional, Sequence
 
@@ -7,16 +8,8 @@ import tensorflow as tf
 
 from ir2net_tf.layers import SubsampleZeroPadShortcut, activation, batch_norm, binary_conv
 from ir2net_tf.models.common import build_zoo_model
+from ir2net_tf.models.spec import ModelSpec, Variant, builder, register
 from ir2net_tf.recovery import VARIANTS, FusionHead
-
-# The head each CIFAR model has in the paper; "A"–"D" (the ImageNet variants)
-# may be passed instead for experiments.
-PAPER_HEADS = {
-    "IR2ResNet20": FusionHead("compact", ratio=4, cheap_groups="depthwise"),
-    "IR2ResNet18CIFAR": FusionHead("compact", ratio=20, cheap_groups="depthwise"),
-    "IR2VGGSmall": FusionHead("compact", ratio=32, cheap_groups="depthwise"),
-}
-CIFAR_VARIANTS = (None, *VARIANTS)
 
 
 def _stem(inputs, filters: int):
@@ -71,23 +64,6 @@ def _resnet_stages(x, block, depths, widths, conv_args):
     return outputs
 
 
-def _build(model_name, backbone, *, multiple, binary_weights, pad_values, variant, **arguments):
-    conv_args = {"binary_weights": binary_weights, "pad_values": pad_values}
-    return build_zoo_model(
-        model_name,
-        lambda inputs: backbone(inputs, conv_args),
-        multiple=multiple,
-        default_size=32,
-        default_classes=10,
-        variants=CIFAR_VARIANTS,
-        head=PAPER_HEADS[model_name] if variant is None else variant,
-        act="hardtanh",
-        names=(model_name.replace("IR2", "ir2_").lower(), model_name.replace("IR2", "binary_").lower()),
-        variant=variant,
-        **arguments,
-    )
-
-
 def _resnet20_backbone(inputs, conv_args):
     x = _stem(inputs, 16)
     return [x, *_resnet_stages(x, resnet20_block, (3, 3, 3), (16, 32, 64), conv_args)]
@@ -115,32 +91,61 @@ def _vgg_small_backbone(inputs, conv_args):
     return [f0, x]
 
 
-_ARGS_DOC = """
-    # Arguments
-        input_shape: ``(height, width, 3)``; default ``(32, 32, 3)``. Height and
-            width must be multiples of the model's total stride.
-        input_tensor: optional Keras tensor to use as the image input.
-        weights: ``None`` or the path to a weights file of the same architecture.
-        include_top: whether to add the classifier. Without it the model returns
-            the fused map (or F when ``recovery=False``).
-        num_classes: classes (default 10); only with ``include_top=True``.
-        variant: ``None`` (default) is the paper's head for this model; the
-            ImageNet variants ``"A"``–``"D"`` or a ``FusionHead`` may be tried.
-        recovery: ``False`` builds the bare backbone (F → pool → Dense) as the
-            ablation baseline.
-        binary_weights: ``False`` for real weights with binary activations.
-        pad_values: 0.0 (the reference, default) or 1.0 (LCE one-padding).
-        classifier_activation: ``"softmax"`` (default, probabilities) or ``None``
-            (logits), as in ``keras.applications``.
-
-    # Input
-        Images normalized with the ImageNet mean and std (SPEC's CIFAR recipe).
-
-    # Returns
-        A functional ``tf.keras.Model`` whose layer ``"final_features"`` is F.
-"""
+def _variants(paper_head: FusionHead, paper_top1: float, parameters: int):
+    """The paper's head for this model, then the ImageNet heads A–D to try."""
+    return {"paper": Variant(paper_head, paper_top1, parameters=parameters),
+            **{name: Variant(head) for name, head in VARIANTS.items()}}
 
 
+IR2_RESNET20 = register(ModelSpec(
+    name="IR2ResNet20",
+    summary="a binary ResNet-20 for CIFAR-10 with information recovery",
+    architecture=(
+        "Stem Conv 3×3/16; 3 stages × 3 blocks (16, 32, 64), two binary convs per block with a\n"
+        "    shortcut around each (option A when downsampling). Taps f0 (stem), f1, f2 pooled to 8×8\n"
+        "    with F: 128 channels → CIRec(128 → 64, r=4, depthwise) → global average pool →\n"
+        "    BatchNorm → Dense."
+    ),
+    backbone=_resnet20_backbone,
+    dataset="cifar10", input_size=32, stride=4, num_classes=10, activation="hardtanh",
+    variants=_variants(FusionHead("compact", ratio=4, cheap_groups="depthwise"), 87.2, 272_458),
+    default_variant="paper", keras_names=("ir2_resnet20", "binary_resnet20"), recipe="cifar10_resnet20",
+    binary_weights=267_264,
+))
+
+IR2_RESNET18_CIFAR = register(ModelSpec(
+    name="IR2ResNet18CIFAR",
+    summary="a binary ResNet-18 for CIFAR-10 with information recovery",
+    architecture=(
+        "Stem Conv 3×3/64; basic blocks [2, 2, 2, 2], widths 64–512. Taps f0–f3 pooled to 4×4\n"
+        "    with F: 1024 channels → CIRec(1024 → 512, r=20, depthwise) → global average pool →\n"
+        "    BatchNorm → Dense."
+    ),
+    backbone=_resnet18_backbone,
+    dataset="cifar10", input_size=32, stride=8, num_classes=10, activation="hardtanh",
+    variants=_variants(FusionHead("compact", ratio=20, cheap_groups="depthwise"), 92.5, 11_207_096),
+    default_variant="paper", keras_names=("ir2_resnet18cifar", "binary_resnet18cifar"), recipe="cifar10_resnet18",
+    binary_weights=10_985_472,
+))
+
+IR2_VGG_SMALL = register(ModelSpec(
+    name="IR2VGGSmall",
+    summary="a binary VGG-Small for CIFAR-10 with information recovery",
+    architecture=(
+        "Full-precision conv0 (128) then five binary 3×3 convs (128, 256, 256, 512, 512; max pool\n"
+        "    after the 1st, 3rd and 5th), each bconv → [pool] → BN → Hardtanh. f0 (conv0) pooled to\n"
+        "    4×4 with F: 640 channels → CIRec(640 → 512, r=32, depthwise) → flatten (8192) → Dense;\n"
+        "    no final BatchNorm."
+    ),
+    backbone=_vgg_small_backbone,
+    dataset="cifar10", input_size=32, stride=8, num_classes=10, activation="hardtanh",
+    variants=_variants(FusionHead("compact", ratio=32, cheap_groups="depthwise"), 91.5, 4_675_834),
+    default_variant="paper", keras_names=("ir2_vggsmall", "binary_vggsmall"), recipe="cifar10_vggsmall",
+    binary_weights=4_571_136, flatten=True, final_batch_norm=False,
+))
+
+
+@builder(IR2_RESNET20)
 def IR2ResNet20(
     *,
     input_shape: Optional[Sequence[Optional[int]]] = None,
@@ -153,10 +158,12 @@ def IR2ResNet20(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
+    padding: str = "same",
 ) -> tf.keras.Model:
-    return _build("IR2ResNet20", _resnet20_backbone, multiple=4, **locals())
+    return build_zoo_model(IR2_RESNET20, **locals())
 
 
+@builder(IR2_RESNET18_CIFAR)
 def IR2ResNet18CIFAR(
     *,
     input_shape: Optional[Sequence[Optional[int]]] = None,
@@ -169,10 +176,12 @@ def IR2ResNet18CIFAR(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
+    padding: str = "same",
 ) -> tf.keras.Model:
-    return _build("IR2ResNet18CIFAR", _resnet18_backbone, multiple=8, **locals())
+    return build_zoo_model(IR2_RESNET18_CIFAR, **locals())
 
 
+@builder(IR2_VGG_SMALL)
 def IR2VGGSmall(
     *,
     input_shape: Optional[Sequence[Optional[int]]] = None,
@@ -185,51 +194,6 @@ def IR2VGGSmall(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
+    padding: str = "same",
 ) -> tf.keras.Model:
-    return _build("IR2VGGSmall", _vgg_small_backbone, multiple=8, flatten=True, final_batch_norm=False, **locals())
-
-
-IR2ResNet20.__doc__ = (
-    """Instantiates IR2ResNet20 for CIFAR-10 (32×32, 10 classes).
-
-    Stem Conv 3×3/16; 3 stages × 3 blocks (16, 32, 64), two binary convs per
-    block with a shortcut around each (option A when downsampling). Taps f0
-    (stem), f1, f2 pooled to 8×8 with F: 128 channels → CIRec(128 → 64, r=4,
-    depthwise) → global average pool → BatchNorm → Dense.
-
-    | Top-1 (paper) | trainable parameters | binary convolutions |
-    | ------------- | -------------------- | ------------------- |
-    | 87.2 %        | 272,458              | 18                  |
-"""
-    + _ARGS_DOC
-)
-
-IR2ResNet18CIFAR.__doc__ = (
-    """Instantiates IR2ResNet18 for CIFAR-10 (32×32, 10 classes).
-
-    Stem Conv 3×3/64; basic blocks [2, 2, 2, 2], widths 64–512. Taps f0–f3
-    pooled to 4×4 with F: 1024 channels → CIRec(1024 → 512, r=20, depthwise)
-    → global average pool → BatchNorm → Dense.
-
-    | Top-1 (paper) | trainable parameters | binary convolutions |
-    | ------------- | -------------------- | ------------------- |
-    | 92.5 %        | 11,207,096           | 16                  |
-"""
-    + _ARGS_DOC
-)
-
-IR2VGGSmall.__doc__ = (
-    """Instantiates IR2VGGSmall for CIFAR-10 (32×32, 10 classes).
-
-    Full-precision conv0 (128) then five binary 3×3 convs (128, 256, 256, 512,
-    512; max pool after the 1st, 3rd and 5th), each bconv → [pool] → BN →
-    Hardtanh. f0 (conv0) pooled to 4×4 with F: 640 channels →
-    CIRec(640 → 512, r=32, depthwise) → flatten (8192) → Dense; no final
-    BatchNorm.
-
-    | Top-1 (paper) | trainable parameters | binary convolutions |
-    | ------------- | -------------------- | ------------------- |
-    | 91.5 %        | 4,675,834            | 5                   |
-"""
-    + _ARGS_DOC
-)
+    return build_zoo_model(IR2_VGG_SMALL, **locals())

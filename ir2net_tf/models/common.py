@@ -1,8 +1,10 @@
 """What every zoo builder shares: argument checks, the input, the recovery head
-and classifier on top of a backbone, weight loading, and access to F."""
+and classifier on top of a backbone, weight loading, and access to F. The
+facts of each model come from its ``ModelSpec`` (``ir2net_tf.models.spec``)."""
 
+import dataclasses
 import os
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
@@ -85,15 +87,17 @@ def model_input(
     return input_tensor
 
 
-def check_variant(variant, choices: Sequence) -> object:
-    if variant in choices:
-        return variant
+# The builders' options that configure the binary convolutions; the rest
+# (input, weights, classifier, variant, recovery) shape the model around them.
+CONV_OPTIONS = ("binary_weights", "pad_values", "padding")
+
+
+def resolve_variant(spec, variant) -> Union[FusionHead, str]:
+    """The head to build for ``variant``: a ``FusionHead`` passes through; a
+    name (any case; None for the default) is looked up in ``spec.variants``."""
     if isinstance(variant, FusionHead):
         return variant
-    raise ValueError(
-        f"Unknown variant {variant!r}; choose one of "
-        f"{[c for c in choices]} or pass a ir2net_tf.recovery.FusionHead."
-    )
+    return spec.variant(variant).head
 
 
 def build_top(
@@ -102,54 +106,48 @@ def build_top(
     final,
     *,
     name: str,
-    recovery: bool,
-    head,
+    head: Optional[FusionHead],
     act: str,
-    include_top: bool,
-    num_classes: int,
-    classifier_activation: Optional[str],
-    final_batch_norm: bool = True,
+    top: "Top",
     flatten: bool = False,
+    final_batch_norm: bool = True,
     out_channels: Optional[int] = None,
-    weights=None,
 ) -> tf.keras.Model:
-    """Recovery head (if ``recovery``) and classifier on top of a backbone.
+    """The recovery head (unless ``head`` is None) and classifier on top of a
+    backbone's taps and final map F.
 
     ``flatten`` selects Flatten instead of global average pooling before the
-    classifier (VGG-Small); ``final_batch_norm`` the BatchNorm before the Dense
-    layer, which the recovery models have and the bare backbones do not.
+    classifier (VGG-Small); ``final_batch_norm`` the BatchNorm before the
+    Dense layer, which the recovery models have and the bare backbones do not.
     """
-    final = tf.keras.layers.Activation("linear", name=FEATURES_LAYER)(final)
+    if final._keras_history.layer.name != FEATURES_LAYER:  # a zoo model's F is already marked
+        final = tf.keras.layers.Activation("linear", name=FEATURES_LAYER)(final)
     x = final
-    if recovery:
+    if head is not None:
         x = recover(taps, final, out_channels=out_channels, head=head, act=act)
-    if include_top:
+    if top.include_top:
         if flatten:
             x = tf.keras.layers.Flatten(name="classifier_flatten")(x)
         else:
             x = classifier_pool(x, name="classifier")
-        if recovery and final_batch_norm:
+        if head is not None and final_batch_norm:
             x = batch_norm(name="classifier_bn")(x)
-        x = tf.keras.layers.Dense(
-            num_classes, activation=classifier_activation, name="predictions"
-        )(x)
-    model = tf.keras.Model(inputs=inputs, outputs=x, name=name)
-    if weights is not None:
-        load_weights(model, weights)
-    return model
+        x = tf.keras.layers.Dense(top.num_classes, activation=top.classifier_activation, name="predictions")(x)
+    return tf.keras.Model(inputs=inputs, outputs=x, name=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Top:
+    """The classifier a builder was asked for."""
+
+    include_top: bool = True
+    num_classes: int = 1000
+    classifier_activation: Optional[str] = "softmax"
 
 
 def build_zoo_model(
-    model_name: str,
-    backbone: Callable,
+    spec,
     *,
-    multiple: int,
-    default_size: int,
-    default_classes: int,
-    variants: Sequence,
-    head,
-    act: str,
-    names: Tuple[str, str],
     input_shape,
     input_tensor,
     weights,
@@ -158,39 +156,38 @@ def build_zoo_model(
     variant,
     recovery: bool,
     classifier_activation: Optional[str],
-    flatten: bool = False,
-    final_batch_norm: bool = True,
+    **conv_args,
 ) -> tf.keras.Model:
-    """What every zoo builder does around its backbone: check the arguments,
-    make the input, run ``backbone(inputs)`` (which returns the taps, F last)
-    and add the recovery head and classifier.
-
-    ``head`` is the fusion head to build; ``names`` the model's name with
-    recovery (the variant letter is appended) and without it.
+    """What every zoo builder does: check the arguments against ``spec``
+    (an ``ir2net_tf.models.spec.ModelSpec``), make the input, build the
+    backbone with the binary-convolution options ``conv_args``
+    (``CONV_OPTIONS``), add the recovery head and classifier, load weights.
     """
-    check_variant(variant, variants)
-    num_classes = check_arguments(
-        weights=weights, include_top=include_top, num_classes=num_classes, default_classes=default_classes
+    head = resolve_variant(spec, variant)
+    padding = conv_args.get("padding", "same")
+    if padding not in spec.paddings:
+        raise ValueError(
+            f"{spec.name} supports padding {' or '.join(map(repr, spec.paddings))}; got {padding!r}."
+        )
+    top = Top(
+        include_top,
+        check_arguments(weights=weights, include_top=include_top, num_classes=num_classes,
+                        default_classes=spec.num_classes),
+        classifier_activation,
     )
-    inputs = model_input(input_shape, input_tensor, default_size=default_size, multiple=multiple, model_name=model_name)
-    taps = backbone(inputs)
+    inputs = model_input(input_shape, input_tensor, default_size=spec.input_size, multiple=spec.stride,
+                         model_name=spec.name)
+    taps = spec.backbone(inputs, conv_args)
     final = taps.pop()
-    suffix = f"_{variant.lower()}" if isinstance(variant, str) else ""
-    return build_top(
-        inputs,
-        taps,
-        final,
-        name=names[0] + suffix if recovery else names[1],
-        recovery=recovery,
-        head=head,
-        act=act,
-        include_top=include_top,
-        num_classes=num_classes,
-        classifier_activation=classifier_activation,
-        flatten=flatten,
-        final_batch_norm=final_batch_norm,
-        weights=weights,
+    with_head, bare = spec.keras_names
+    suffix = f"_{spec.parse_variant(variant).lower()}" if isinstance(variant, str) and spec.variants else ""
+    model = build_top(
+        inputs, taps, final, name=with_head + suffix if recovery else bare, head=head if recovery else None,
+        act=spec.activation, top=top, flatten=spec.flatten, final_batch_norm=spec.final_batch_norm,
     )
+    if weights is not None:
+        load_weights(model, weights)
+    return model
 
 
 def load_weights(model: tf.keras.Model, path) -> None:
@@ -215,7 +212,7 @@ def with_feature_map(model: tf.keras.Model) -> tf.keras.Model:
     except ValueError as error:
         raise ValueError(
             f"Model {model.name!r} has no layer named {FEATURES_LAYER!r}; build it "
-            "with ir2net_tf.zoo or ir2net_tf.recovery.add_recovery_head."
+            "with ir2net_tf.zoo, or add a recovery head with ir2net_tf.zoo.add_recovery_head."
         ) from error
     return tf.keras.Model(model.inputs, [model.output, features], name=f"{model.name}_with_features")
 

@@ -2,7 +2,7 @@
 
 With no flags: the offline demo, IR2ResNet20 (binary weights and
 activations) on scikit-learn's handwritten digits, a few minutes on a CPU.
-``--dataset imagenet2012`` (or ``--recipe``) selects SPEC's recipes; every
+``--dataset imagenet2012`` (or ``--recipe``) selects the paper's recipes (docs/recipes.md); every
 flag given overrides the recipe. ``python -m train --helpfull`` lists them.
 """
 
@@ -23,7 +23,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("recipe", None, f"Preset: one of {sorted(recipes.RECIPES)}. Default: digits, or "
                     "imagenet for --dataset imagenet2012, or the model's paper recipe for other datasets.")
 flags.DEFINE_string("model", None, "Zoo model name (ir2net_tf.zoo.MODELS).")
-flags.DEFINE_string("variant", None, "Model variant (A-D; empty/unset = the paper's head for CIFAR models).")
+flags.DEFINE_string("variant", None, "Model variant (`python -m zoo list` shows each model's; unset = the paper's head).")
 flags.DEFINE_string("dataset", None, "digits, a tensorflow-datasets name (cifar10, cifar100, imagenet2012, ...) "
                     "or a folder of images with one sub-folder per class.")
 flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory.")
@@ -69,8 +69,6 @@ TRAINING_FLAGS = (
 
 def settings_from_flags() -> dict:
     given = {name: FLAGS[name].value for name in TRAINING_FLAGS if FLAGS[name].present}
-    if "variant" in given and given["variant"] in ("", "none", "None"):
-        given["variant"] = None
     name = recipes.recipe_name(FLAGS.recipe, given.get("dataset"), given.get("model"))
     settings = recipes.resolve(name, given)
     settings.setdefault("data_dir", None)

@@ -1,4 +1,4 @@
-"""Training presets: SPEC's recipe table plus the offline digits demo.
+"""Training presets: the paper's recipes (docs/recipes.md) plus the offline digits demo.
 
 A recipe fills in every training flag the user did not pass; each flag given
 on the command line overrides it.
@@ -63,9 +63,9 @@ def recipe_name(recipe: Optional[str], dataset: Optional[str], model: Optional[s
 
 
 def _model_recipe(model: str) -> str:
-    from ir2net_tf.zoo import get_model_info
+    from ir2net_tf.zoo import get_spec
 
-    return get_model_info(model).recipe or "digits"
+    return get_spec(model).recipe or "digits"
 
 
 def resolve(recipe: str, given: dict) -> dict:
@@ -74,4 +74,8 @@ def resolve(recipe: str, given: dict) -> dict:
     settings.update(RECIPES[recipe])
     settings.update({k: v for k, v in given.items()})
     settings["recipe"] = recipe
+    from ir2net_tf.zoo import get_spec
+
+    # One spelling per variant in the run's identity (config.json).
+    settings["variant"] = get_spec(settings["model"]).parse_variant(settings["variant"])
     return settings

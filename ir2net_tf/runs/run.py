@@ -16,11 +16,7 @@ STAGES = ("1", "2", "both")
 
 def check_settings(settings: dict) -> None:
     """Errors a user can fix, before any work: unknown model/variant/stage."""
-    info = zoo.get_model_info(settings["model"])
-    if settings["variant"] not in info.variants:
-        raise ValueError(
-            f"Unknown variant {settings['variant']!r} for {info.name}; choose one of {list(info.variants)}."
-        )
+    zoo.get_spec(settings["model"]).parse_variant(settings["variant"])
     if settings["stage"] not in STAGES:
         raise ValueError(f"Unknown stage {settings['stage']!r}; choose one of {STAGES}.")
 

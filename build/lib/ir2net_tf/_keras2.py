@@ -1,0 +1,83 @@
+"""Make sure TensorFlow uses Keras 2 (``tf_keras``), which Larq requires, and
+import it without the start-up lines a user cannot act on.
+
+TensorFlow 2.16 picks its Keras when it is first imported: Keras 3 unless
+``TF_USE_LEGACY_KERAS=1`` is set by then. Importing ``ir2net_tf`` sets it, so
+a user never has to.
+
+TensorFlow's pip wheel also prints, on every import and on machines without a
+GPU too, "Unable to register cuDNN/cuFFT/cuBLAS factory" errors (its CUDA
+plugins registering twice) and notices about oneDNN and CPU instructions.
+``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 here (INFO and WARNING hidden; set it
+to 0 yourself to see them), and the registration errors, which that level
+does not hide, are dropped from the import's output; every other line passes
+through.
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+_FIX = (
+    "Set TF_USE_LEGACY_KERAS=1 before TensorFlow is first imported (for "
+    "example `export TF_USE_LEGACY_KERAS=1` in the shell, or "
+    "`os.environ['TF_USE_LEGACY_KERAS'] = '1'` at the very top of your script), "
+    "or import ir2net_tf before tensorflow."
+)
+
+# The import-time lines of TensorFlow 2.16's wheel that carry no information.
+_NOISE = re.compile(
+    r"Unable to register (cuDNN|cuFFT|cuBLAS) factory"
+    r"|oneDNN custom operations are on"
+    r"|Could not find cuda drivers on your machine"
+    r"|This TensorFlow binary is optimized to use available CPU instructions"
+    r"|^To enable the following instructions:"
+    r"|TF-TRT Warning: Could not find TensorRT"
+)
+
+
+def ensure_legacy_keras() -> None:
+    """Select Keras 2 for TensorFlow and import it, or fail loudly if
+    TensorFlow was already imported with Keras 3."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        _import_tensorflow_filtered()
+        return
+    keras_module = getattr(getattr(tf, "keras", None), "__name__", "")
+    if not keras_module.startswith("tf_keras"):
+        raise ImportError(
+            "TensorFlow was imported with Keras 3 "
+            f"(tf.keras is {keras_module or 'unknown'}), but ir2net_tf and Larq "
+            "need Keras 2 (tf_keras). " + _FIX
+        )
+
+
+def _import_tensorflow_filtered() -> None:
+    """``import tensorflow`` with file descriptor 2 sent to a temporary file
+    (its C++ logging bypasses Python's ``sys.stderr``), then the lines that
+    are not known noise written to the real stderr."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreters): import plainly
+        import tensorflow  # noqa: F401
+
+        return
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [
+                line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                if not _NOISE.search(line)
+            ]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()

@@ -1,0 +1,273 @@
+"""``python -m zoo benchmark``: accuracy against cost for the IR² models and
+the anchors, measured by our own code in one run.
+
+For every variant of every zoo model (the list comes from ``zoo.MODELS``) and
+the anchors: LCE conversion (time, ``.tflite`` size, LceBconv2d count), host
+latency in LCE's interpreter (each kernel option at 1 and 2 threads, best of
+``--rounds`` rounds; the table keeps the fastest kernel per thread count),
+FLOPs from ``ir2net_tf.complexity`` and, for a chosen few, training-step
+throughput (``ir2net_tf.throughput``). Writes ``results.json``,
+``results.md`` and ``tradeoff.png``; ``--cache_dir`` keeps the flatbuffers.
+"""
+
+import dataclasses
+import fnmatch
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from typing import Callable, List, Optional, Tuple
+
+import tensorflow as tf
+
+from ir2net_tf import deploy, zoo
+from ir2net_tf.complexity import complexity
+from ir2net_tf.files import atomic_write, check_writable_dir
+
+BASELINE = "Bi-Real backbone"
+
+
+@dataclasses.dataclass
+class Entry:
+    name: str
+    build: Callable[[int], tf.keras.Model]  # input size → model (logits where we choose)
+    reported_top1: Optional[float] = None
+    source: str = ""  # where the accuracy comes from
+    float_model: bool = False  # converted with the standard TFLite converter
+    ir2: bool = False  # trained with the IR² step
+    dataset: str = "imagenet2012"
+    size: Optional[int] = None  # fixed input size (CIFAR models)
+
+
+def _zoo(name, **kwargs):
+    return lambda size: zoo.build(name, input_shape=(size, size, 3), classifier_activation=None, **kwargs)
+
+
+def _is_imagenet(spec) -> bool:
+    return spec.dataset.startswith("imagenet")
+
+
+def entries() -> List[Entry]:
+    """Every variant of every zoo model (from ``zoo.MODELS``), then the
+    anchors: the bare backbone, larq-zoo's Bi-Real Net and QuickNet, a float
+    ResNet-18 of the same topology, and IR2ResNet18-A with LCE one-padding."""
+    import larq_zoo
+
+    result = []
+    for spec in zoo.MODELS.values():
+        for name, variant in spec.variants.items():
+            result.append(Entry(
+                f"{spec.name}-{name}", _zoo(spec.name, variant=name), variant.paper_top1,
+                variant.source if variant.paper_top1 else "", ir2=True, dataset=spec.dataset,
+                size=None if _is_imagenet(spec) else spec.input_size,
+            ))
+    result += [
+        Entry(BASELINE, _zoo("IR2ResNet18", recovery=False), source="(ours, no recovery head)"),
+        Entry("larq-zoo BiRealNet", lambda s: larq_zoo.literature.BiRealNet(input_shape=(s, s, 3), weights=None),
+              57.47, "larq-zoo"),
+        Entry("larq-zoo QuickNet", lambda s: larq_zoo.sota.QuickNet(input_shape=(s, s, 3), weights=None),
+              63.3, "larq-zoo"),
+        Entry("float ResNet-18", lambda s: deploy.float_twin(_zoo("IR2ResNet18", recovery=False)(s)),
+              source="(same topology, float32)", float_model=True),
+        Entry("IR2ResNet18-A pad 1", _zoo("IR2ResNet18", variant="A", pad_values=1.0),
+              source="(LCE one-padding)", ir2=True),
+    ]
+    return result
+
+
+def choose(patterns: Optional[List[str]]) -> List[Entry]:
+    """The entries whose names match any of ``patterns`` (shell-style:
+    ``IR2ResNet18-*``); all when none are given."""
+    every = entries()
+    if not patterns:
+        return every
+    unknown = [p for p in patterns if not any(fnmatch.fnmatchcase(e.name, p) for e in every)]
+    if unknown:
+        raise ValueError(f"Unknown benchmark rows {unknown}; choose from {[e.name for e in every]}.")
+    return [e for e in every if any(fnmatch.fnmatchcase(e.name, p) for p in patterns)]
+
+
+# Training throughput compiles a training step per model (about a minute each
+# on 2 cores), so by default only these are timed.
+DEFAULT_TRAIN = ("IR2ResNet18-A", BASELINE, "larq-zoo BiRealNet")
+
+
+def _flatbuffer(entry: Entry, model, cache_dir: Optional[str], size: int) -> Tuple[bytes, Optional[float]]:
+    """(flatbuffer, conversion seconds or None when reused from ``cache_dir``)."""
+    cached = os.path.join(cache_dir, f"{entry.name.replace(' ', '_')}_{size}.tflite") if cache_dir else None
+    if cached and os.path.exists(cached):
+        with open(cached, "rb") as f:
+            return f.read(), None
+    start = time.perf_counter()
+    flatbuffer = deploy.convert_float(model) if entry.float_model else deploy.convert(model)
+    seconds = time.perf_counter() - start
+    if cached:
+        atomic_write(cached, flatbuffer)
+    return flatbuffer, seconds
+
+
+def measure(entry: Entry, *, size: int, train: bool, train_batch: int, cache_dir: Optional[str]) -> Tuple[dict, bytes]:
+    """Everything but latency for one entry: (row, flatbuffer)."""
+    from ir2net_tf.throughput import train_throughput
+
+    input_size = entry.size or size
+    model = entry.build(input_size)
+    row = {"model": entry.name, "dataset": entry.dataset, "input": input_size,
+           "reported_top1": entry.reported_top1, "source": entry.source}
+    row.update(complexity(model).as_dict())
+    flatbuffer, row["convert_seconds"] = _flatbuffer(entry, model, cache_dir, input_size)
+    row["tflite_bytes"] = len(flatbuffer)
+    row["lce_bconv2d"] = deploy.op_census(flatbuffer).get(deploy.BCONV_OP, 0)
+    if train:
+        if entry.ir2:
+            row["train_ir2_images_per_second"] = train_throughput(model, ir2=True, batch_size=train_batch)[
+                "images_per_second"]
+        row["train_plain_images_per_second"] = train_throughput(
+            entry.build(input_size), ir2=False, batch_size=train_batch)["images_per_second"]
+    tf.keras.backend.clear_session()
+    return row, flatbuffer
+
+
+def time_latency(rows: List[dict], flatbuffers: List[bytes], entries_: List[Entry], *, runs: int, threads,
+                 rounds: int) -> None:
+    """Host latency in rounds over all rows, keeping each setting's smallest
+    median (and fastest run): load on a shared host that comes and goes then
+    hits every model alike instead of one."""
+    for round_ in range(1, rounds + 1):
+        print(f"latency round {round_}/{rounds} …", flush=True)
+        for row, flatbuffer, entry in zip(rows, flatbuffers, entries_):
+            kernels = ("default",) if entry.float_model else ("default", "indirect_bgemm")
+            latency = deploy.measure_latency(flatbuffer, kernels=kernels, threads=threads, runs=runs)
+            if "latency" not in row:
+                row["latency"] = latency
+                continue
+            for kept, new in zip(row["latency"], latency):
+                kept["median_ms"] = min(kept["median_ms"], new["median_ms"])
+                kept["min_ms"] = min(kept["min_ms"], new["min_ms"])
+    for row in rows:
+        for t in threads:
+            row[f"latency_ms_{t}t"] = min(r["median_ms"] for r in row["latency"] if r["threads"] == t)
+
+
+def add_ratios(rows: List[dict], threads) -> None:
+    base = next((r for r in rows if r["model"] == BASELINE), None)
+    if base is None:
+        return
+    for row in rows:
+        if row["dataset"] != base["dataset"]:
+            continue
+        for t in threads:
+            row[f"latency_ratio_{t}t"] = row[f"latency_ms_{t}t"] / base[f"latency_ms_{t}t"]
+        row["flops_ratio"] = row["flops"] / base["flops"]
+
+
+def _fmt(value, spec):
+    return "–" if value is None else format(value, spec)
+
+
+def markdown(rows: List[dict], threads, header: str) -> str:
+    t1, t2 = threads[0], threads[-1]
+    lines = [
+        header,
+        "",
+        f"| model | input | top-1 (reported) | FLOPs | × FLOPs | .tflite | latency {t1}t | latency {t2}t "
+        f"| × latency {t1}t | × latency {t2}t | train img/s (IR² / plain) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        top1 = f"{r['reported_top1']:.1f} % {r['source']}" if r["reported_top1"] else r["source"]
+        train = " / ".join(
+            _fmt(r.get(k), ".1f") for k in ("train_ir2_images_per_second", "train_plain_images_per_second")
+        ) if ("train_plain_images_per_second" in r) else "–"
+        lines.append(
+            f"| {r['model']} | {r['input']} | {top1} | {r['flops'] / 1e6:,.1f}M | {_fmt(r.get('flops_ratio'), '.3f')} "
+            f"| {r['tflite_bytes'] / 1e6:.2f} MB | {r[f'latency_ms_{t1}t']:.1f} ms | {r[f'latency_ms_{t2}t']:.1f} ms "
+            f"| {_fmt(r.get(f'latency_ratio_{t1}t'), '.3f')} | {_fmt(r.get(f'latency_ratio_{t2}t'), '.3f')} | {train} |"
+        )
+    lines += [
+        "",
+        f"× columns: ratio to the {BASELINE} (IR2ResNet18 without recovery head; ImageNet models only). "
+        "Latency: median of LCE's Python interpreter on this host, fastest kernel option per thread count. "
+        "Accuracies are reported by their sources, not measured here.",
+    ]
+    return "\n".join(lines)
+
+
+def plot(rows: List[dict], path: str, threads) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in rows if r["reported_top1"] and r["dataset"] == "imagenet2012"]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, key, label in (
+        (axes[0], f"latency_ms_{threads[0]}t", f"host latency, {threads[0]} thread (ms)"),
+        (axes[1], "flops", "FLOPs (BOPs/64 + FP MACs, millions)"),
+    ):
+        for r in points:
+            x = r[key] / (1e6 if key == "flops" else 1)
+            ax.scatter(x, r["reported_top1"], s=40)
+            ax.annotate(r["model"], (x, r["reported_top1"]), textcoords="offset points", xytext=(5, 3), fontsize=8)
+        ax.set_xlabel(label)
+        ax.set_ylabel("ImageNet top-1 (%), as reported")
+        ax.grid(alpha=0.3)
+    figure.suptitle("IR²Net trade-off (accuracy reported by the paper / larq-zoo; cost measured here)")
+    figure.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    atomic_write(path, buffer.getvalue())
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--size", type=int, default=224, help="input size of the ImageNet models (224)")
+    parser.add_argument("--runs", type=int, default=10, help="timed inferences per kernel and thread count")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="timing rounds over all rows; each setting keeps its best median (2)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--models", nargs="+",
+                        help="only these rows (names as in the table; shell patterns such as 'IR2ResNet18-*')")
+    parser.add_argument("--train", nargs="*", default=list(DEFAULT_TRAIN),
+                        help=f"rows whose training throughput is measured (default: {', '.join(DEFAULT_TRAIN)}; "
+                             "'all', or nothing to skip)")
+    parser.add_argument("--train_batch", type=int, default=8)
+    parser.add_argument("--cache_dir", help="keep the .tflite files here and reuse them on the next run "
+                                            "(created if missing)")
+    parser.add_argument("--output_dir", default="benchmark", help="where results.json/.md and tradeoff.png go")
+
+
+def run(args) -> int:
+    chosen = choose(args.models)
+    for option, folder in (("--output_dir", args.output_dir), ("--cache_dir", args.cache_dir)):
+        if folder:
+            check_writable_dir(folder, option=option)
+    train = {e.name for e in chosen} if args.train == ["all"] else set(args.train)
+    rows, flatbuffers = [], []
+    started = time.perf_counter()
+    for index, entry in enumerate(chosen, start=1):
+        print(f"[{index}/{len(chosen)}] {entry.name}: converting"
+              + (", training" if entry.name in train else "") + " …", flush=True)
+        row, flatbuffer = measure(entry, size=args.size, train=entry.name in train, train_batch=args.train_batch,
+                                  cache_dir=args.cache_dir)
+        rows.append(row)
+        flatbuffers.append(flatbuffer)
+        how = "reused" if row["convert_seconds"] is None else f"converted in {row['convert_seconds']:.1f} s"
+        print(f"    {row['tflite_bytes']:,} bytes, {row['lce_bconv2d']} LceBconv2d, {how}", flush=True)
+    time_latency(rows, flatbuffers, chosen, runs=args.runs, threads=args.threads, rounds=args.rounds)
+    add_ratios(rows, args.threads)
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}"
+    header = f"Measured {when} on {machine} by `python -m zoo benchmark` ({time.perf_counter() - started:.0f} s)."
+    table = markdown(rows, args.threads, header)
+    atomic_write(os.path.join(args.output_dir, "results.json"),
+                 json.dumps({"date": when, "machine": machine, "rows": rows}, indent=2).encode())
+    atomic_write(os.path.join(args.output_dir, "results.md"), (table + "\n").encode())
+    plot(rows, os.path.join(args.output_dir, "tradeoff.png"), args.threads)
+    print()
+    print(table)
+    print(f"\nWrote {args.output_dir}/results.json, results.md and tradeoff.png")
+    return 0

@@ -1,0 +1,410 @@
+"""Input pipelines (docs/recipes.md: the recipes' augmentation).
+
+Every dataset becomes a ``Dataset``: per-epoch training pipelines whose order
+and augmentation depend only on (seed, epoch), so that a run resumed in the
+middle of an epoch sees exactly the batches it had not yet consumed, and a
+fixed evaluation pipeline. Sources: scikit-learn's 8×8 digits (the offline
+demo), any tensorflow-datasets name, or a folder of images, one sub-folder per
+class.
+"""
+
+import dataclasses
+import os
+import tempfile
+from typing import Callable, Optional, Tuple
+
+import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# AlexNet's PCA lighting noise: eigenvalues and eigenvectors (columns) of the
+# ImageNet RGB covariance, on the 0–1 scale.
+PCA_EIGVAL = (0.2175, 0.0188, 0.0045)
+PCA_EIGVEC = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+PCA_ALPHA_STD = 0.1
+AUGMENTATIONS = ("auto", "cifar", "imagenet", "shift", "none")
+DIGITS_HOLDOUT = 0.2
+FOLDER_HOLDOUT_EVERY = 10  # a flat class folder keeps every 10th image for validation
+
+
+def normalize(images):
+    """ImageNet mean/std normalization of images on the 0–1 scale (what every
+    zoo model expects)."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+
+
+def to_float(image):
+    """uint8 (or already float 0–1) image → float32 on the 0–1 scale."""
+    if image.dtype == tf.uint8:
+        return tf.cast(image, tf.float32) / 255.0
+    return tf.cast(image, tf.float32)
+
+
+def decode(image):
+    """Encoded bytes → uint8 RGB; decoded images (mocked tfds) pass through."""
+    if image.dtype == tf.string:
+        image = tf.io.decode_image(image, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+    if image.shape.rank == 3 and image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    return image
+
+
+# --------------------------------------------------------------------------
+# Augmentation. ``seed`` is a stateless seed (shape [2]) so that every sample
+# of every epoch is augmented the same way on a rerun.
+
+
+def _seeds(seed, count):
+    return tf.unstack(tf.random.experimental.stateless_split(seed, count))
+
+
+def pad_and_crop(image, seed, pad: int):
+    """Zero-pad ``pad`` pixels on every side, then a random crop of the
+    original size (CIFAR's 4-pixel translation)."""
+    shape = tf.shape(image)
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+    return tf.image.stateless_random_crop(padded, shape, seed=seed)
+
+
+def cifar_train(image, seed, size: int, flip: bool = True):
+    """CIFAR augmentation: random horizontal flip, 4-px zero pad + random crop
+    (the pad scales with the image: 4 px at 32), normalize."""
+    flip_seed, crop_seed = _seeds(seed, 2)
+    image = tf.image.resize(to_float(image), (size, size))
+    if flip:
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    image = pad_and_crop(image, crop_seed, max(1, size // 8))
+    return normalize(image)
+
+
+def resize_only(image, size: int):
+    return normalize(tf.image.resize(to_float(image), (size, size)))
+
+
+def random_resized_crop(image, seed, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """Inception-style crop: a box of random area (``scale`` of the image) and
+    aspect ratio, resized to ``size``; falls back to the whole image."""
+    shape = tf.shape(image)
+    bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, [1, 1, 4])
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape,
+        bbox,
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=ratio,
+        area_range=scale,
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    crop = tf.slice(image, begin, crop_size)
+    return tf.image.resize(to_float(crop), (size, size))
+
+
+def pca_lighting(image, seed, alpha_std: float = PCA_ALPHA_STD):
+    """AlexNet lighting noise: add Σ_i α_i λ_i v_i to every pixel, α ~ N(0, std)."""
+    alpha = tf.random.stateless_normal([3], seed, stddev=alpha_std)
+    rgb = tf.linalg.matvec(tf.constant(PCA_EIGVEC), alpha * tf.constant(PCA_EIGVAL))
+    return image + rgb
+
+
+def imagenet_train(image, seed, size: int):
+    """Random resized crop (scale 0.08–1), PCA lighting (α std 0.1), flip, normalize."""
+    crop_seed, light_seed, flip_seed = _seeds(seed, 3)
+    image = random_resized_crop(image, crop_seed, size)
+    image = pca_lighting(image, light_seed)
+    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return normalize(image)
+
+
+def imagenet_eval(image, size: int):
+    """Resize the shorter side to size·256/224 (256 at 224), center crop ``size``."""
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    resize_to = tf.round(size * 256.0 / 224.0)
+    scale = resize_to / tf.reduce_min(shape)
+    new_shape = tf.cast(tf.round(shape * scale), tf.int32)
+    image = tf.image.resize(to_float(image), new_shape)
+    top = (new_shape[0] - size) // 2
+    left = (new_shape[1] - size) // 2
+    image = image[top : top + size, left : left + size, :]
+    image.set_shape([size, size, 3])
+    return normalize(image)
+
+
+def preprocessors(augment: str, size: int) -> Tuple[Callable, Callable]:
+    """(train_fn(image, seed), eval_fn(image)) for augmentation ``augment``."""
+    if augment == "cifar":
+        return (lambda image, seed: cifar_train(image, seed, size)), (lambda image: resize_only(image, size))
+    if augment == "shift":  # translation only: digits must not be mirrored
+        return (lambda image, seed: cifar_train(image, seed, size, flip=False)), (lambda image: resize_only(image, size))
+    if augment == "imagenet":
+        return (lambda image, seed: imagenet_train(image, seed, size)), (lambda image: imagenet_eval(image, size))
+    if augment == "none":
+        return (lambda image, seed: resize_only(image, size)), (lambda image: resize_only(image, size))
+    raise ValueError(f"Unknown augmentation {augment!r}; choose one of {AUGMENTATIONS}.")
+
+
+# --------------------------------------------------------------------------
+# Datasets
+
+
+@dataclasses.dataclass
+class Dataset:
+    """A dataset ready for training.
+
+    ``train_source`` / ``eval_source`` yield ``(image, label)`` with images
+    undecoded (bytes) or uint8; ``train(epoch, batch_size, skip_batches)``
+    and ``evaluation(batch_size)`` build the pipelines.
+    """
+
+    name: str
+    num_classes: int
+    train_examples: int
+    eval_examples: int
+    train_source: Callable[[int], tf.data.Dataset]  # epoch → shuffled source
+    eval_source: Callable[[], tf.data.Dataset]
+    augment: str
+    image_size: int
+    seed: int = 0
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        steps = self.train_examples // batch_size
+        if steps < 1:
+            raise ValueError(
+                f"The {self.name} training split has {self.train_examples} examples, fewer "
+                f"than one batch of {batch_size}; lower --batch_size."
+            )
+        return steps
+
+    def train(self, epoch: int, batch_size: int, skip_batches: int = 0) -> tf.data.Dataset:
+        """Epoch ``epoch``'s batches from batch ``skip_batches`` on.
+
+        The order and augmentation are functions of (seed, epoch, position), so
+        the skipped batches are exactly the ones an interrupted run consumed;
+        they are skipped before decoding, which costs almost nothing.
+        """
+        train_fn, _ = preprocessors(self.augment, self.image_size)
+        base_seed = tf.constant([self.seed, epoch], tf.int64)
+
+        def prepare(index, example):
+            image, label = example
+            seed = tf.random.experimental.stateless_fold_in(base_seed, index)
+            return train_fn(decode(image), seed), tf.cast(label, tf.int32)
+
+        steps = self.steps_per_epoch(batch_size)
+        ds = self.train_source(epoch).take(steps * batch_size).enumerate()
+        ds = ds.skip(skip_batches * batch_size)
+        ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
+        return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+
+    def evaluation(self, batch_size: int) -> tf.data.Dataset:
+        _, eval_fn = preprocessors(self.augment, self.image_size)
+
+        def prepare(image, label):
+            return eval_fn(decode(image)), tf.cast(label, tf.int32)
+
+        ds = self.eval_source().map(prepare, num_parallel_calls=AUTOTUNE)
+        return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def _shuffled(ds: tf.data.Dataset, buffer: int, seed: int, epoch: int) -> tf.data.Dataset:
+    return ds.shuffle(buffer, seed=seed * 100003 + epoch, reshuffle_each_iteration=False)
+
+
+def digits_arrays(size: int):
+    """scikit-learn's 1,797 8×8 digits as uint8 RGB ``size``×``size`` images,
+    split once (stratified, fixed seed) into 80 % train and 20 % held out."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = (digits.images / 16.0 * 255.0).astype(np.float32)[..., None]
+    images = tf.image.resize(images, (size, size), method="bilinear").numpy()
+    images = np.repeat(np.clip(np.round(images), 0, 255).astype(np.uint8), 3, axis=-1)
+    return train_test_split(
+        images, digits.target.astype(np.int32), test_size=DIGITS_HOLDOUT, random_state=0, stratify=digits.target
+    )
+
+
+def load_digits(image_size: int, augment: str, seed: int) -> Dataset:
+    x_train, x_test, y_train, y_test = digits_arrays(image_size)
+
+    def train_source(epoch):
+        ds = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        return _shuffled(ds, len(x_train), seed, epoch)
+
+    return Dataset(
+        "digits", 10, len(x_train), len(x_test), train_source,
+        lambda: tf.data.Dataset.from_tensor_slices((x_test, y_test)),
+        "shift" if augment == "auto" else augment, image_size, seed,
+    )
+
+
+# The tfds splits used for training and for held-out evaluation.
+EVAL_SPLITS = ("validation", "test")
+IMAGENET_MANUAL_FILES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+
+
+def _prepare_tfds(builder, name: str, manual_dir: Optional[str]):
+    import tensorflow_datasets as tfds
+
+    config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+    try:
+        builder.download_and_prepare(download_config=config)
+    except AssertionError as error:  # tfds signals a missing manual download this way
+        expected = manual_dir or os.path.join(builder._data_dir_root, "downloads", "manual")
+        raise ValueError(
+            f"Dataset {name!r} needs a manual download: put "
+            f"{' and '.join(IMAGENET_MANUAL_FILES) if name.startswith('imagenet2012') else 'its files'} "
+            f"in {expected} (or pass --manual_dir), then run again. tfds said: {error}"
+        ) from error
+    except Exception as error:  # noqa: BLE001 — offline downloads fail many ways
+        raise ValueError(
+            f"Could not download or prepare dataset {name!r} into {builder._data_dir_root}: "
+            f"{type(error).__name__}: {error}. Connect to the internet, or pass --data_dir "
+            "pointing at a directory where it is already prepared."
+        ) from error
+
+
+def _split_size(builder, split: str, ds: tf.data.Dataset) -> int:
+    splits = builder.info.splits
+    if split in splits:
+        return int(splits[split].num_examples)
+    # Mocked or partial datasets carry no split metadata: count.
+    cardinality = int(ds.cardinality())
+    if cardinality >= 0:
+        return cardinality
+    return int(ds.reduce(0, lambda count, _: count + 1))
+
+
+def _tfds_source(builder, split, *, seed, epoch=None):
+    import tensorflow_datasets as tfds
+
+    read_config = tfds.ReadConfig(
+        shuffle_seed=None if epoch is None else seed * 100003 + epoch,
+        interleave_cycle_length=16,
+    )
+    ds = builder.as_dataset(
+        split=split,
+        shuffle_files=epoch is not None,
+        as_supervised=True,
+        decoders={"image": tfds.decode.SkipDecoding()},
+        read_config=read_config,
+    )
+    if epoch is not None:
+        ds = _shuffled(ds, 10_000, seed, epoch)
+    return ds
+
+
+def _from_builder(builder, name, image_size, augment, seed, size_hint) -> Dataset:
+    splits = list(builder.info.splits) or ["train", *EVAL_SPLITS]
+    eval_split = next((s for s in EVAL_SPLITS if s in splits), None)
+    if "train" not in splits or eval_split is None:
+        raise ValueError(
+            f"Dataset {name!r} has splits {splits}; training needs 'train' and one of {EVAL_SPLITS}."
+        )
+    if augment == "auto":
+        augment = "imagenet" if size_hint >= 64 else "cifar"
+    features = builder.info.features
+    if "label" not in features or not hasattr(features["label"], "num_classes"):
+        raise ValueError(f"Dataset {name!r} has no class label feature; it cannot train a classifier.")
+    train_source = lambda epoch: _tfds_source(builder, "train", seed=seed, epoch=epoch)  # noqa: E731
+    eval_source = lambda: _tfds_source(builder, eval_split, seed=seed)  # noqa: E731
+    return Dataset(
+        name, int(features["label"].num_classes),
+        _split_size(builder, "train", train_source(0)), _split_size(builder, eval_split, eval_source()),
+        train_source, eval_source, augment, image_size, seed,
+    )
+
+
+def load_tfds(name, *, data_dir, manual_dir, image_size, augment, seed) -> Dataset:
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # noqa: BLE001 — tfds raises its own not-found types
+        # tfds's message lists every dataset it knows; keep only its suggestion.
+        hint = next((line for line in str(error).splitlines() if line.startswith("Did you mean")), "")
+        raise ValueError(
+            f"Unknown dataset {name!r}. Choose 'digits', a tensorflow-datasets name (e.g. cifar10, "
+            "cifar100, imagenet2012; all: tfds.list_builders()) or a folder of images with one "
+            f"sub-folder per class. {hint}".strip()
+        ) from error
+    _prepare_tfds(builder, name, manual_dir)
+    return _from_builder(builder, name, image_size, augment, seed, image_size)
+
+
+def _has_images(folder: str) -> bool:
+    from tensorflow_datasets.core.folder_dataset.image_folder import _SUPPORTED_IMAGE_FORMAT
+
+    for _, _, files in os.walk(folder):
+        if any(os.path.splitext(f)[1].lower() in _SUPPORTED_IMAGE_FORMAT for f in files):
+            return True
+    return False
+
+
+def load_folder(root, *, image_size, augment, seed) -> Dataset:
+    """A folder of images via ``tfds.folder_dataset.ImageFolder``.
+
+    Either ``root/<split>/<class>/*.jpg`` with a ``train`` split and a
+    ``validation`` or ``test`` split, or ``root/<class>/*.jpg``, in which case
+    every 10th image (in ImageFolder's fixed order) is held out.
+    """
+    import tensorflow_datasets as tfds
+
+    root = os.path.abspath(os.path.expanduser(root))
+    if not os.path.isdir(root):
+        raise ValueError(f"Image folder {root!r} does not exist.")
+    if not _has_images(root):
+        raise ValueError(
+            f"Image folder {root!r} contains no images (.jpg, .jpeg, .png). Lay it out as "
+            f"{root}/<class name>/<image files>, or with train/ and validation/ splits above the classes."
+        )
+    children = {d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))}
+    if "train" in children and children & set(EVAL_SPLITS):
+        builder = tfds.folder_dataset.ImageFolder(root)
+        if augment == "auto":
+            augment = "imagenet" if image_size >= 64 else "cifar"
+        return _from_builder(builder, os.path.basename(root), image_size, augment, seed, image_size)
+    # A flat class layout: show it to ImageFolder as the single split "train".
+    view = tempfile.mkdtemp(prefix="ir2net_folder_")
+    os.symlink(root, os.path.join(view, "train"))
+    builder = tfds.folder_dataset.ImageFolder(view)
+    count = int(builder.info.splits["train"].num_examples)
+    held_out = count // FOLDER_HOLDOUT_EVERY
+    if held_out < 1:
+        raise ValueError(f"Image folder {root!r} has {count} images; it needs at least {FOLDER_HOLDOUT_EVERY}.")
+
+    def source(keep_held_out):
+        ds = builder.as_dataset(split="train", as_supervised=True, decoders={"image": tfds.decode.SkipDecoding()})
+        ds = ds.enumerate().filter(lambda i, _: tf.equal(i % FOLDER_HOLDOUT_EVERY, 0) == keep_held_out)
+        return ds.map(lambda _, example: example)
+
+    return Dataset(
+        os.path.basename(root), int(builder.info.features["label"].num_classes), count - held_out, held_out,
+        lambda epoch: _shuffled(source(False), count, seed, epoch), lambda: source(True),
+        ("imagenet" if image_size >= 64 else "cifar") if augment == "auto" else augment, image_size, seed,
+    )
+
+
+def is_folder(name: str) -> bool:
+    return os.sep in name or name.startswith(".") or os.path.isdir(name)
+
+
+def load(name: str, *, image_size: int, data_dir=None, manual_dir=None, augment="auto", seed=0) -> Dataset:
+    """The dataset ``name``: ``digits``, a folder path, or a tfds name."""
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"Unknown augmentation {augment!r}; choose one of {AUGMENTATIONS}.")
+    if name == "digits":
+        return load_digits(image_size, augment, seed)
+    if is_folder(name):
+        return load_folder(name, image_size=image_size, augment=augment, seed=seed)
+    return load_tfds(name, data_dir=data_dir, manual_dir=manual_dir, image_size=image_size, augment=augment, seed=seed)

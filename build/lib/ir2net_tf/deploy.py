@@ -1,0 +1,393 @@
+"""Deployment with the Larq Compute Engine (LCE): convert a Keras model to a
+TFLite flatbuffer, count its operators, check it computes what the Keras
+model computes, and time it on the host.
+
+Used by ``python -m export`` and by the catalog's benchmark command. Import
+``ir2net_tf`` before TensorFlow (this module does).
+"""
+
+import collections
+import os
+import statistics
+import time
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import larq as lq
+import tensorflow as tf
+
+from ir2net_tf.complexity import is_binary_conv  # noqa: F401  (part of this module's API)
+from ir2net_tf import files
+from ir2net_tf.files import atomic_write  # noqa: F401  (part of this module's API)
+
+TARGETS = ("arm", "xcore")
+IO_TYPES = {"float32": tf.float32, "int8": tf.int8}
+
+# LCE's custom operators. LceQuantize binarizes (bit-packs) float activations
+# before a binary convolution; LceDequantize unpacks them back to float.
+BCONV_OP = "LceBconv2d"
+BINARIZE_OPS = ("LceQuantize", "LceDequantize")
+INT8_OPS = ("QUANTIZE", "DEQUANTIZE")
+FLOAT_CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+# The custom operators LCE's runtime implements. The converter turns any
+# TensorFlow op without a TFLite builtin into a custom op of the same name
+# (PyFunc, AsString, ...) instead of failing; no runtime can run those.
+LCE_CUSTOM_OPS = ("LceBconv2d", "LceQuantize", "LceDequantize", "LceBMaxPool2d")
+
+# Interpreter options of LCE's host interpreter. On x86 the default bconv
+# kernel and the indirect BGEMM kernel differ several-fold in speed; the
+# reference kernel is the readable, unoptimized one.
+KERNELS = {
+    "default": {},
+    "indirect_bgemm": {"use_indirect_bgemm": True},
+    "reference": {"use_reference_bconv": True},
+}
+
+# A binarized network is exact in its binary convolutions, but its float parts
+# (stem, batch norm folded into the bconv output transform, recovery head) are
+# computed in a different order by LCE. An activation within float rounding of
+# zero can then binarize to the other sign, which changes a few outputs by a
+# lot: so the largest absolute difference can be large while the top-1 class
+# almost always agrees. The default threshold allows 1 disagreement in 100.
+DEFAULT_MIN_AGREEMENT = 0.99
+# Random weights leave small margins between the logits, so one such sign flip
+# changes the top-1 class far more often than in a trained model (IR2ResNet34
+# at 96×96: 6 of 32 inputs had a flip, 2 changed class). The conversion bugs
+# we met dropped agreement to 6-70 % and left almost no input close.
+RANDOM_WEIGHTS_MIN_AGREEMENT = 0.8
+# An input whose outputs all agree to this fraction of the largest output
+# computed identically up to float rounding (no sign flipped on its way).
+CLOSE_TOLERANCE = 1e-3
+
+
+class DeployError(Exception):
+    """A deployment step failed; the message says what and how to fix it."""
+
+
+# ----------------------------------------------------------------- the Keras side
+
+
+def _all_layers(model) -> Iterable:
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.Model):
+            yield from _all_layers(layer)
+        else:
+            yield layer
+
+
+def keras_conv_counts(model) -> Dict[str, int]:
+    """Binary and full-precision convolutions of a Keras model."""
+    layers = list(_all_layers(model))
+    # LCE has binary kernels for QuantConv2D only (a binary depthwise conv
+    # stays float in the flatbuffer).
+    binary = sum(is_binary_conv(layer) and isinstance(layer, lq.layers.QuantConv2D) for layer in layers)
+    convs = sum(isinstance(layer, tf.keras.layers.Conv2D) or "DepthwiseConv" in type(layer).__name__ for layer in layers)
+    return {"binary_convs": binary, "float_convs": convs - binary}
+
+
+def zero_padding_hazards(model) -> List[str]:
+    """Binary convolutions LCE computes wrongly: zero padding (``pad_values=0``)
+    on a feature map smaller than the kernel. Measured with LCE 0.16 and 3×3
+    kernels: 1×1 and 2×2 maps give wrong outputs, 3×3 and larger are exact,
+    and one-padding is exact at every size. Zoo ImageNet models hit this
+    below 96×96 input (their last stage is then 1×1 or 2×2)."""
+    hazards = []
+    for layer in _all_layers(model):
+        if is_binary_conv(layer) and layer.pad_values == 0.0 and layer.padding == "same":
+            height, width = layer.input_shape[1:3]
+            if height < layer.kernel_size[0] or width < layer.kernel_size[1]:
+                hazards.append(f"{layer.name} ({height}x{width} input)")
+    return hazards
+
+
+def randomize_batch_norm(model, seed: int = 0) -> None:
+    """Gives every BatchNormalization random statistics and affine parameters.
+
+    A freshly built model has moving mean 0, variance 1, gamma 1, beta 0: batch
+    norm is then (almost) the identity and the integer outputs of a binary
+    convolution that are exactly 0 stay exactly 0 up to the next binarization.
+    Keras binarizes 0 to +1; LCE, which folds batch norm into a threshold, may
+    round it either way. Trained models have no such exact ties; randomizing
+    the statistics removes them from random models too, so a parity check on a
+    random model tests the conversion, not the tie-breaking.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in _all_layers(model):
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            values = []
+            for weight in layer.weights:
+                shape, name = weight.shape, weight.name
+                if "gamma" in name:
+                    values.append(rng.uniform(0.5, 1.5, shape))
+                elif "beta" in name:
+                    values.append(rng.normal(0.0, 0.1, shape))
+                elif "moving_mean" in name:
+                    values.append(rng.normal(0.0, 1.0, shape))
+                else:  # moving_variance
+                    values.append(rng.uniform(0.5, 2.0, shape))
+            layer.set_weights([v.astype(np.float32) for v in values])
+
+
+# -------------------------------------------------------------------- conversion
+
+
+def float_twin(model):
+    """The same topology with every binary convolution a float Conv2D: the
+    full-precision network a binary one is compared against."""
+
+    def clone(layer):
+        if is_binary_conv(layer):
+            config = {k: v for k, v in layer.get_config().items()
+                      if k not in ("input_quantizer", "kernel_quantizer", "kernel_constraint", "pad_values", "metrics")}
+            return tf.keras.layers.Conv2D.from_config(config)
+        return layer.__class__.from_config(layer.get_config())
+
+    return tf.keras.models.clone_model(model, clone_function=clone)
+
+
+def convert_float(model) -> bytes:
+    """A float model's flatbuffer from the standard TFLite converter."""
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def convert(
+    model,
+    *,
+    target: str = "arm",
+    input_type: str = "float32",
+    output_type: str = "float32",
+    int8_range: Optional[Sequence[float]] = None,
+) -> bytes:
+    """The LCE flatbuffer of ``model`` (``larq_compute_engine.convert_keras_model``).
+
+    int8 input/output needs int8 tensors to attach to: LCE only makes them for
+    a quantized model, so without quantization-aware training ``int8_range``
+    (LCE's ``experimental_default_int8_range``, "dummy" quantization meant for
+    latency tests) is required.
+    """
+    import larq_compute_engine as lce
+
+    if target not in TARGETS:
+        raise DeployError(f"Unknown target {target!r}; choose one of {list(TARGETS)}.")
+    for kind, value in (("input", input_type), ("output", output_type)):
+        if value not in IO_TYPES:
+            raise DeployError(f"Unknown {kind} type {value!r}; choose one of {list(IO_TYPES)}.")
+    if "int8" in (input_type, output_type) and int8_range is None:
+        raise DeployError(
+            "int8 input/output needs a quantized model, and this one is float: pass "
+            "--int8-range MIN MAX (LCE's dummy quantization, for latency tests; "
+            "accuracy is not preserved) or use float32 input and output."
+        )
+    try:
+        flatbuffer = lce.convert_keras_model(
+            model,
+            inference_input_type=IO_TYPES[input_type],
+            inference_output_type=IO_TYPES[output_type],
+            target=target,
+            experimental_default_int8_range=tuple(int8_range) if int8_range is not None else None,
+        )
+    except Exception as error:  # the converter raises many kinds; all mean "cannot convert"
+        detail = str(error).strip().splitlines()
+        raise DeployError(
+            f"LCE could not convert model {model.name!r}: {detail[-1] if detail else type(error).__name__}. "
+            "Some layer uses an operation that TFLite/LCE has no kernel for; only "
+            "Keras/Larq layers with TFLite builtin equivalents can be deployed."
+        ) from error
+    unknown = sorted({name for name, custom in _operators(flatbuffer) if custom and name not in LCE_CUSTOM_OPS})
+    if unknown:
+        raise DeployError(
+            f"LCE could not convert every layer of model {model.name!r}: the flatbuffer would hold "
+            f"{', '.join(unknown)}, TensorFlow op(s) that neither TFLite nor LCE can run. "
+            f"Suspect layers: {', '.join(_suspect_layers(model)) or 'none found'}. Replace them with "
+            "Keras/Larq layers that have TFLite equivalents."
+        )
+    return flatbuffer
+
+
+def _suspect_layers(model) -> List[str]:
+    """Layers that may hold arbitrary TensorFlow code: Lambdas and classes
+    from outside Keras, Larq and this package."""
+    known = ("tf_keras.", "keras.", "larq.", "ir2net_tf.")
+    return [
+        f"{layer.name!r} ({type(layer).__name__})"
+        for layer in _all_layers(model)
+        if type(layer).__name__ in ("Lambda", "TFOpLambda") or not type(layer).__module__.startswith(known)
+    ]
+
+
+# -------------------------------------------------------------------- op census
+
+
+def _operators(flatbuffer: bytes) -> List[Tuple[str, bool]]:
+    """(name, is_custom) of every operator, read with the TFLite schema LCE ships."""
+    from larq_compute_engine.mlir.python import tflite_schema as schema
+
+    if flatbuffer[4:8] != b"TFL3":
+        raise DeployError("Not a TFLite flatbuffer (file identifier is not TFL3).")
+    builtin = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAs(flatbuffer, 0)
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        if code.CustomCode():
+            codes.append((code.CustomCode().decode(), True))
+        else:
+            # Codes above 127 live in BuiltinCode; older ones in the deprecated byte.
+            number = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            codes.append((builtin.get(number, f"BUILTIN_{number}"), False))
+    operators = []
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        operators.extend(codes[subgraph.Operators(i).OpcodeIndex()] for i in range(subgraph.OperatorsLength()))
+    return operators
+
+
+def op_census(flatbuffer: bytes) -> Dict[str, int]:
+    """How many operators of each kind the flatbuffer holds, most frequent first."""
+    return dict(collections.Counter(name for name, _ in _operators(flatbuffer)).most_common())
+
+
+def check_census(census: Dict[str, int], keras_counts: Dict[str, int], target: str = "arm") -> Dict:
+    """Compares the op census with the Keras model's convolutions.
+
+    ``arm``: every binary convolution must be an ``LceBconv2d``; a float
+    ``CONV_2D`` standing in for one would show as one float convolution too
+    many (the converter may fold a full-precision convolution away, never add
+    one). ``xcore``: LCE leaves binary convolutions to the xcore tool chain as
+    ``CONV_2D`` ops on a binarized input (``LceQuantize`` → ``LceDequantize``),
+    so each shows as one float convolution and one ``LceDequantize``.
+    """
+    binary, full = keras_counts["binary_convs"], keras_counts["float_convs"]
+    bconv = census.get(BCONV_OP, 0)
+    float_convs = sum(census.get(op, 0) for op in FLOAT_CONV_OPS)
+    problems = []
+    if target == "xcore":
+        if float_convs > full + binary or census.get("LceDequantize", 0) < binary:
+            problems.append(
+                f"{float_convs} convolution ops and {census.get('LceDequantize', 0)} LceDequantize for {binary} "
+                f"binary and {full} full-precision convolutions: not every binary convolution was binarized"
+            )
+    else:
+        if bconv != binary:
+            problems.append(f"{bconv} {BCONV_OP} ops for {binary} binary convolutions in the Keras model")
+        if float_convs > full:
+            problems.append(
+                f"{float_convs} float convolution ops for {full} full-precision convolutions in the Keras "
+                "model: a binary convolution was converted to a float one"
+            )
+    return {
+        "ops": census,
+        "total_ops": sum(census.values()),
+        "lce_bconv2d": bconv,
+        "binary_convs_keras": binary,
+        "float_conv_ops": float_convs,
+        "float_convs_keras": full,
+        "binarize_ops": {op: census.get(op, 0) for op in BINARIZE_OPS},
+        "int8_ops": {op: census.get(op, 0) for op in INT8_OPS},
+        "problems": problems,
+        "ok": not problems,
+    }
+
+
+# ------------------------------------------------------------------------ parity
+
+
+def _interpreter(flatbuffer: bytes, num_threads: int = 1, kernel: str = "indirect_bgemm"):
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    return Interpreter(flatbuffer, num_threads=num_threads, **KERNELS[kernel])
+
+
+def _to_int8(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
+
+
+def run_flatbuffer(flatbuffer: bytes, inputs: np.ndarray, *, kernel: str = "indirect_bgemm") -> np.ndarray:
+    """Float outputs of the flatbuffer, (de)quantizing int8 input/output."""
+    interpreter = _interpreter(flatbuffer, kernel=kernel)
+    x = inputs.astype(np.float32)
+    if interpreter.input_types[0] == np.int8:
+        x = _to_int8(x, interpreter.input_scales[0], interpreter.input_zero_points[0])
+    y = interpreter.predict(x)
+    if interpreter.output_types[0] == np.int8:
+        y = (y.astype(np.float32) - interpreter.output_zero_points[0]) * interpreter.output_scales[0]
+    return y
+
+
+def random_inputs(input_shape: Sequence[int], count: int, seed: int = 0) -> np.ndarray:
+    """Standard-normal images: roughly what mean/std-normalized images look like."""
+    return np.random.default_rng(seed).standard_normal((count, *input_shape)).astype(np.float32)
+
+
+def parity(model, flatbuffer: bytes, inputs: np.ndarray, labels: Optional[np.ndarray] = None) -> Dict:
+    """Top-1 agreement and largest absolute difference of Keras and LCE outputs."""
+    expected = model.predict(inputs, batch_size=32, verbose=0)
+    actual = run_flatbuffer(flatbuffer, inputs)
+    if actual.shape != expected.shape:
+        raise DeployError(f"The flatbuffer outputs shape {actual.shape}, Keras {expected.shape}.")
+    keras_top1, lce_top1 = expected.argmax(-1), actual.argmax(-1)
+    difference = np.abs(actual - expected).reshape(len(inputs), -1).max(axis=1)
+    tolerance = CLOSE_TOLERANCE * max(1.0, float(np.abs(expected).max()))
+    result = {
+        "samples": int(len(inputs)),
+        "top1_agreement": float(np.mean(keras_top1 == lce_top1)),
+        "close_fraction": float(np.mean(difference <= tolerance)),
+        "max_abs_diff": float(np.abs(actual - expected).max()),
+        "max_abs_output": float(np.abs(expected).max()),
+    }
+    if labels is not None:
+        result["keras_accuracy"] = float(np.mean(keras_top1 == labels))
+        result["lce_accuracy"] = float(np.mean(lce_top1 == labels))
+    return result
+
+
+# ----------------------------------------------------------------------- latency
+
+
+def measure_latency(
+    flatbuffer: bytes,
+    *,
+    kernels: Sequence[str] = ("default", "indirect_bgemm"),
+    threads: Sequence[int] = (1, 2),
+    runs: int = 20,
+    warmup: int = 3,
+) -> List[Dict]:
+    """Median host latency (ms) of one batch-1 inference per kernel and thread count."""
+    results = []
+    for kernel in kernels:
+        for num_threads in threads:
+            interpreter = _interpreter(flatbuffer, num_threads=num_threads, kernel=kernel)
+            shape = interpreter.input_shapes[0]
+            x = np.zeros(shape, dtype=interpreter.input_types[0])
+            # Call the wrapped interpreter directly: InterpreterBase.predict
+            # adds batching and concatenation we do not want to time.
+            for _ in range(warmup):
+                interpreter.interpreter.predict([x])
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                interpreter.interpreter.predict([x])
+                times.append((time.perf_counter() - start) * 1000.0)
+            results.append(
+                {
+                    "kernel": kernel,
+                    "threads": num_threads,
+                    "median_ms": statistics.median(times),
+                    "min_ms": min(times),
+                    "runs": runs,
+                }
+            )
+    return results
+
+
+# ------------------------------------------------------------------------- files
+
+
+def check_writable(path: str) -> None:
+    """Fails early, before a slow conversion, when ``path`` cannot be written."""
+    try:
+        files.check_writable(path, option="--output")
+    except files.OutputError as error:
+        raise DeployError(str(error)) from error

@@ -1,0 +1,1 @@
+"""``python -m export`` / ``ir2net-export``: a model to an LCE ``.tflite`` file, verified."""

@@ -1,0 +1,49 @@
+"""The export report: a JSON file beside the .tflite and a short summary."""
+
+import json
+from typing import Dict
+
+
+def report_path(tflite_path: str) -> str:
+    stem = tflite_path[: -len(".tflite")] if tflite_path.endswith(".tflite") else tflite_path
+    return stem + ".json"
+
+
+def to_json(report: Dict) -> bytes:
+    return (json.dumps(report, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _parity_line(name: str, figures: Dict) -> str:
+    line = (
+        f"  {name}: {figures['samples']} inputs, top-1 agreement {100 * figures['top1_agreement']:.1f} %, "
+        f"max |diff| {figures['max_abs_diff']:.3g} (outputs up to {figures['max_abs_output']:.3g}), "
+        f"{100 * figures['close_fraction']:.0f} % of inputs equal up to rounding"
+    )
+    if "keras_accuracy" in figures:
+        line += f", accuracy Keras {100 * figures['keras_accuracy']:.1f} % / LCE {100 * figures['lce_accuracy']:.1f} %"
+    return line
+
+
+def summary(report: Dict) -> str:
+    """A few lines a human reads after the export."""
+    census = report["census"]
+    lines = [
+        f"{report['model']['name']} (variant {report['model'].get('variant')}) -> {report['tflite']}",
+        f"  {report['size_bytes']:,} bytes, target {report['target']}, "
+        f"input {report['input_type']} / output {report['output_type']}, converted in {report['convert_seconds']:.1f} s",
+        f"  ops: {census['total_ops']} — "
+        + ", ".join(f"{op} {n}" for op, n in census["ops"].items()),
+        f"  LceBconv2d {census['lce_bconv2d']} for {census['binary_convs_keras']} binary convolutions; "
+        f"float convolutions {census['float_conv_ops']} (Keras {census['float_convs_keras']}); "
+        + ", ".join(f"{op} {n}" for op, n in {**census["binarize_ops"], **census["int8_ops"]}.items()),
+    ]
+    lines += [f"  census problem: {p}" for p in census["problems"]]
+    for name, figures in report.get("parity", {}).items():
+        lines.append(_parity_line(name, figures))
+    for row in report.get("latency", []):
+        lines.append(
+            f"  host latency ({row['kernel']}, {row['threads']} thread{'s' * (row['threads'] > 1)}): "
+            f"median {row['median_ms']:.2f} ms over {row['runs']} runs"
+        )
+    lines.append("  OK" if report["ok"] else f"  FAILED: {report['failure']}")
+    return "\n".join(lines)

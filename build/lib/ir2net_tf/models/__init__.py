@@ -1,0 +1,1 @@
+"""Model builders; the public entry point is ``ir2net_tf.zoo``."""

@@ -1,0 +1,94 @@
+"""The model directory's file names and formats, every file written
+atomically (``ir2net_tf.files``) so that a run killed at any moment leaves
+every file whole."""
+
+import csv
+import io
+import json
+import os
+
+from ir2net_tf.files import atomic_write, save_weights  # noqa: F401  (save_weights: part of this module's API)
+
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+CURVES = "curves.png"
+BEST_WEIGHTS = "best.weights.h5"
+FINAL_WEIGHTS = "final.weights.h5"
+CHECKPOINTS = "checkpoints"
+LOGS = "logs"
+METRIC_COLUMNS = (
+    "stage", "epoch", "loss", "accuracy", "top5", "val_loss", "val_accuracy", "val_top5",
+    "learning_rate", "seconds",
+)
+
+
+def stage_weights(stage: str, kind: str) -> str:
+    """``stage1_final.weights.h5`` and the like: each stage's own weights."""
+    return f"stage{stage}_{kind}.weights.h5"
+
+
+def write_json(path: str, value) -> None:
+    atomic_write(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_metrics(path: str) -> list:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_metric_row(path: str, row: dict) -> list:
+    """Adds (or, when an interrupted epoch was redone, replaces) the row of
+    (stage, epoch); returns all rows."""
+    key = (str(row["stage"]), str(row["epoch"]))
+    rows = [r for r in read_metrics(path) if (r["stage"], r["epoch"]) != key]
+    rows.append({c: row.get(c, "") for c in METRIC_COLUMNS})
+    rows.sort(key=lambda r: (r["stage"], int(r["epoch"])))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, METRIC_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, out.getvalue().encode())
+    return rows
+
+
+def _floats(rows, key):
+    return [float(r[key]) if r.get(key) not in (None, "") else float("nan") for r in rows]
+
+
+def plot_curves(metrics_path: str, out_path: str) -> None:
+    """Loss and accuracy per epoch (all stages in order) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(metrics_path)
+    if not rows:
+        return
+    x = list(range(1, len(rows) + 1))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("loss", "train"), ("val_loss", "validation")):
+        left.plot(x, _floats(rows, key), label=label)
+    for key, label in (("accuracy", "train"), ("val_accuracy", "validation")):
+        right.plot(x, _floats(rows, key), label=label)
+    stages = [r["stage"] for r in rows]
+    for i in range(1, len(stages)):
+        if stages[i] != stages[i - 1]:
+            for axis in (left, right):
+                axis.axvline(i + 0.5, color="grey", linestyle=":")
+    left.set(title="loss", xlabel="epoch")
+    right.set(title="top-1 accuracy", xlabel="epoch", ylim=(0, 1))
+    left.legend()
+    right.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(out_path, buffer.getvalue())

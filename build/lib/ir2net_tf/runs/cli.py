@@ -1,0 +1,120 @@
+"""Train an IR²Net model: ``python -m train [--flags]``.
+
+With no flags: the offline demo, IR2ResNet20 (binary weights and
+activations) on scikit-learn's handwritten digits, a few minutes on a CPU.
+``--dataset imagenet2012`` (or ``--recipe``) selects the paper's recipes (docs/recipes.md); every
+flag given overrides the recipe. ``python -m train --helpfull`` lists them.
+"""
+
+import os
+
+
+import ir2net_tf  # noqa: E402,F401  (must precede TensorFlow: selects Keras 2)
+
+import json
+import sys
+
+from absl import app, flags, logging
+
+from ir2net_tf.runs import recipes
+
+FLAGS = flags.FLAGS
+# What the run trains; None means "from the recipe".
+flags.DEFINE_string("recipe", None, f"Preset: one of {sorted(recipes.RECIPES)}. Default: digits, or "
+                    "imagenet for --dataset imagenet2012, or the model's paper recipe for other datasets.")
+flags.DEFINE_string("model", None, "Zoo model name (ir2net_tf.zoo.MODELS).")
+flags.DEFINE_string("variant", None, "Model variant (`python -m zoo list` shows each model's; unset = the paper's head).")
+flags.DEFINE_string("dataset", None, "digits, a tensorflow-datasets name (cifar10, cifar100, imagenet2012, ...) "
+                    "or a folder of images with one sub-folder per class.")
+flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory.")
+flags.DEFINE_string("manual_dir", None, "Where the manually downloaded files are (ImageNet's two tar files); "
+                    "default <data_dir>/downloads/manual.")
+flags.DEFINE_integer("image_size", None, "Input height and width.")
+flags.DEFINE_integer("epochs", None, "Epochs per stage.")
+flags.DEFINE_integer("batch_size", None, "Global batch size (split over the replicas).")
+flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Optimizer.")
+flags.DEFINE_float("learning_rate", None, "Peak learning rate (cosine decay to 0 over the stage).")
+flags.DEFINE_float("momentum", None, "SGD momentum.")
+flags.DEFINE_float("weight_decay", None, "L2 weight decay added to the gradient.")
+flags.DEFINE_enum("weight_decay_scope", None, ["all", "conv"], "Decay all trainable weights or conv kernels only.")
+flags.DEFINE_float("stage2_weight_decay", None, "Weight decay of stage 2 (default: --weight_decay).")
+flags.DEFINE_float("restriction_lambda", None, "λ of the restriction mask; 0 turns restriction off.")
+flags.DEFINE_enum("normalization", None, ["height", "global"], "Attention normalization of the mask.")
+flags.DEFINE_string("teacher", None, "Keras Applications name or saved Keras model path; '' = no distillation.")
+flags.DEFINE_enum("stage", None, ["1", "2", "both"], "1: real weights, binary activations; 2: binary weights "
+                  "(from stage 1's weights when present); both: 1 then 2 in one model directory.")
+flags.DEFINE_enum("augment", None, ["auto", "cifar", "imagenet", "shift", "none"], "Training augmentation.")
+flags.DEFINE_float("pad_values", None, "Padding value of binary convolutions (0 or 1).")
+flags.DEFINE_boolean("recovery", None, "Information recovery head (false: bare backbone baseline).")
+flags.DEFINE_integer("seed", None, "Seed of data order, augmentation and initialization.")
+# How to run it; these may change between invocations of the same run.
+flags.DEFINE_enum("mode", "train", ["train", "evaluate"], "train, or report top-1/top-5 of saved weights.")
+flags.DEFINE_string("model_dir", "runs/demo", "Where the run's config, checkpoints, weights and logs go.")
+flags.DEFINE_boolean("overwrite", False, "Delete a different run found in --model_dir and start afresh.")
+flags.DEFINE_integer("checkpoint_every", 500, "Save a checkpoint every N steps (and at every epoch's end).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
+flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+flags.DEFINE_boolean("mixed_precision", False, "float16 (bfloat16 on TPU) compute, for accelerators.")
+flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
+flags.DEFINE_string("init_weights", None, "Stage-1 weights for --stage 2 (default: the model directory's).")
+flags.DEFINE_string("weights", None, "--mode evaluate: weights file (default: the run's best).")
+flags.DEFINE_integer("verbose", 1, "Progress bars (1) or none (0).")
+
+TRAINING_FLAGS = (
+    "model", "variant", "dataset", "data_dir", "manual_dir", "image_size", "epochs", "batch_size", "optimizer",
+    "learning_rate", "momentum", "weight_decay", "weight_decay_scope", "stage2_weight_decay",
+    "restriction_lambda", "normalization", "teacher", "stage", "augment", "pad_values", "recovery", "seed",
+)
+
+
+def settings_from_flags() -> dict:
+    given = {name: FLAGS[name].value for name in TRAINING_FLAGS if FLAGS[name].present}
+    name = recipes.recipe_name(FLAGS.recipe, given.get("dataset"), given.get("model"))
+    settings = recipes.resolve(name, given)
+    settings.setdefault("data_dir", None)
+    settings.setdefault("manual_dir", None)
+    return settings
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise SystemExit(f"error: unexpected arguments {argv[1:]}; flags are --name=value.")
+    from ir2net_tf.runs import run  # after absl parsed flags
+
+    # TensorFlow logs this at INFO on every checkpoint save, burying the progress.
+    logging.get_absl_handler().addFilter(lambda record: "Sharding callback" not in record.getMessage())
+
+    try:
+        if FLAGS.mode == "evaluate":
+            result = run.evaluate(FLAGS.model_dir, weights=FLAGS.weights, data_dir=FLAGS.data_dir,
+                                  batch_size=FLAGS.batch_size, verbose=FLAGS.verbose)
+            top5 = "n/a" if result["top5"] is None else f"{100 * result['top5']:.2f} %"
+            print(f"{result['weights']}: top-1 {100 * result['top1']:.2f} %, top-5 {top5}")
+            print(json.dumps(result))
+            return
+        settings = settings_from_flags()
+        logging.info("Training settings: %s", json.dumps(settings, sort_keys=True))
+        runner = run.Run(
+            settings, model_dir=FLAGS.model_dir, overwrite=FLAGS.overwrite, checkpoint_every=FLAGS.checkpoint_every,
+            strategy=FLAGS.strategy, tpu=FLAGS.tpu, mixed_precision=FLAGS.mixed_precision,
+            jit_compile=FLAGS.jit_compile, verbose=FLAGS.verbose, init_weights=FLAGS.init_weights,
+        )
+        rows = runner.train()
+    except (ValueError, run.callbacks.NaNLoss) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    last = [r for r in rows if r["stage"] == rows[-1]["stage"]] if rows else []
+    if last:
+        best = max(float(r["val_accuracy"]) for r in last)
+        print(f"Held-out accuracy: final {100 * float(last[-1]['val_accuracy']):.2f} %, best {100 * best:.2f} % "
+              f"(weights in {runner.model_dir})")
+
+
+def run():
+    """Console script ``ir2net-train`` and ``python -m train``."""
+    sys.modules["__main__"].__doc__ = __doc__  # what absl prints for --help
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,81 @@
+"""Training presets: the paper's recipes (docs/recipes.md) plus the offline digits demo.
+
+A recipe fills in every training flag the user did not pass; each flag given
+on the command line overrides it.
+"""
+
+from typing import Optional
+
+# The demo: a real binary network on scikit-learn's 8×8 digits, upscaled to
+# 16×16 (IR2ResNet20's total stride is 4, so 16 is the smallest size whose
+# recovery taps pool evenly; at 32×32 the IR² step is ~4× slower per epoch).
+RECIPES = {
+    "digits": dict(
+        model="IR2ResNet20", dataset="digits", image_size=16, epochs=30, batch_size=64,
+        optimizer="sgd", learning_rate=0.1, weight_decay=1e-4, weight_decay_scope="all",
+        stage="2", teacher="",
+    ),
+    "cifar10_resnet20": dict(
+        model="IR2ResNet20", dataset="cifar10", image_size=32, epochs=500, batch_size=128,
+        optimizer="sgd", learning_rate=0.11, weight_decay=1e-4, weight_decay_scope="all",
+        stage="2", teacher="",
+    ),
+    "cifar10_resnet18": dict(
+        model="IR2ResNet18CIFAR", dataset="cifar10", image_size=32, epochs=600, batch_size=128,
+        optimizer="sgd", learning_rate=0.08, weight_decay=1e-4, weight_decay_scope="all",
+        stage="2", teacher="",
+    ),
+    "cifar10_vggsmall": dict(
+        model="IR2VGGSmall", dataset="cifar10", image_size=32, epochs=400, batch_size=128,
+        optimizer="sgd", learning_rate=0.08, weight_decay=1e-4, weight_decay_scope="all",
+        stage="2", teacher="",
+    ),
+    # Step 1 (real weights): weight decay 1e-5 on conv kernels; step 2: none.
+    # The reference's teacher is a full-precision ResNet-34, which Keras
+    # Applications does not ship; ResNet50 is the nearest it has.
+    "imagenet": dict(
+        model="IR2ResNet18", variant="A", dataset="imagenet2012", image_size=224, epochs=256,
+        batch_size=512, optimizer="adam", learning_rate=1e-3, weight_decay=1e-5,
+        weight_decay_scope="conv", stage2_weight_decay=0.0, stage="both", teacher="ResNet50",
+    ),
+}
+
+# What a flag takes when neither the recipe nor the command line sets it.
+DEFAULTS = dict(
+    variant=None, momentum=0.9, stage2_weight_decay=None, restriction_lambda=0.15,
+    normalization="height", augment="auto", pad_values=0.0, recovery=True, seed=0,
+)
+
+
+def recipe_name(recipe: Optional[str], dataset: Optional[str], model: Optional[str]) -> str:
+    """The preset to start from: ``--recipe``; else the demo's when no dataset
+    (or digits) is named; ImageNet's for imagenet2012; else the model's paper
+    recipe (the dataset named on the command line replaces the recipe's)."""
+    if recipe:
+        if recipe not in RECIPES:
+            raise ValueError(f"Unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}.")
+        return recipe
+    if dataset is None or dataset == "digits":
+        return "digits"
+    if dataset.startswith("imagenet2012"):
+        return "imagenet"
+    return _model_recipe(model or "IR2ResNet20")
+
+
+def _model_recipe(model: str) -> str:
+    from ir2net_tf.zoo import get_spec
+
+    return get_spec(model).recipe or "digits"
+
+
+def resolve(recipe: str, given: dict) -> dict:
+    """The recipe's values overridden by the flags ``given`` (name → value)."""
+    settings = dict(DEFAULTS)
+    settings.update(RECIPES[recipe])
+    settings.update({k: v for k, v in given.items()})
+    settings["recipe"] = recipe
+    from ir2net_tf.zoo import get_spec
+
+    # One spelling per variant in the run's identity (config.json).
+    settings["variant"] = get_spec(settings["model"]).parse_variant(settings["variant"])
+    return settings

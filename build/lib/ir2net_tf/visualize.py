@@ -1,0 +1,147 @@
+"""Pictures of what information restriction does (like the paper's Figure 1).
+
+``restriction_views`` computes, for a batch, exactly what the IR² training
+step computes: F from a forward pass in training mode on the batch, the
+attention map, the mask and the restricted input. ``restriction_grid``
+draws one image's views as an RGB array (for PNG files and TensorBoard).
+"""
+
+from typing import Dict, Optional
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from ir2net_tf.data import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from ir2net_tf.models.any_backbone import auto_tap_layers  # noqa: E402
+from ir2net_tf.models.common import FEATURES_LAYER  # noqa: E402
+from ir2net_tf.restriction import (  # noqa: E402
+    DEFAULT_LAMBDA,
+    restrict,
+    restriction_mask,
+    upsampled_attention,
+)
+
+
+def restriction_views(
+    model: tf.keras.Model,
+    images,
+    *,
+    lam: float = DEFAULT_LAMBDA,
+    normalization: str = "height",
+    training: bool = True,
+    stages: bool = False,
+) -> Dict[str, np.ndarray]:
+    """The restriction of a batch of normalized ``images``.
+
+    ``training=True`` (default) reproduces the training step: batch-norm uses
+    the batch's own statistics, so the mask is the one training applies to
+    this batch. ``training=False`` uses the moving statistics, as deployed.
+    ``stages=True`` adds the attention map of every stage output (the taps).
+
+    Returns numpy arrays: ``images`` (N, H, W, 3), ``attention`` (N, H, W),
+    ``mask`` (N, H, W), ``restricted`` (N, H, W, 3), ``kept`` (N,) the
+    fraction of pixels kept, and with ``stages`` a dict ``stage_attention``
+    of layer name → (N, H, W).
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    names = [FEATURES_LAYER]
+    if stages:
+        names = auto_tap_layers(model, FEATURES_LAYER) + names
+    probe = tf.keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+    # Calling the sub-model in training mode would update the moving
+    # statistics; work on copies so showing never changes the model.
+    saved = [v.numpy() for v in model.non_trainable_weights]
+    try:
+        maps = probe(images, training=training)
+    finally:
+        for variable, value in zip(model.non_trainable_weights, saved):
+            variable.assign(value)
+    maps = maps if isinstance(maps, (list, tuple)) else [maps]
+    features = maps[-1]
+    mask = restriction_mask(features, images, lam, normalization)
+    views = {
+        "images": images.numpy(),
+        "attention": upsampled_attention(features, images, normalization).numpy(),
+        "mask": mask.numpy()[..., 0],
+        "restricted": restrict(images, mask).numpy(),
+    }
+    views["kept"] = views["mask"].mean(axis=(1, 2))
+    if stages:
+        views["stage_attention"] = {
+            name: upsampled_attention(m, images, normalization).numpy() for name, m in zip(names, maps)
+        }
+    return views
+
+
+def to_display(normalized: np.ndarray) -> np.ndarray:
+    """Undo the mean/std normalization for display, clipped to 0–1."""
+    return np.clip(normalized * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN), 0.0, 1.0)
+
+
+def restriction_grid(views: Dict[str, np.ndarray], index: int, title: Optional[str] = None) -> np.ndarray:
+    """One image's input, attention, mask and restricted input (and, if
+    present, each stage's attention) as an RGB uint8 array."""
+    panels = [
+        ("input", to_display(views["images"][index]), None),
+        ("attention (F)", views["attention"][index], "inferno"),
+        (f"mask: {views['kept'][index]:.1%} kept", views["mask"][index], "gray"),
+        ("restricted input", to_display(views["restricted"][index]), None),
+    ]
+    stage_maps = views.get("stage_attention") or {}
+    rows = 2 if stage_maps else 1
+    cols = max(len(panels), len(stage_maps))
+    figure, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, image, cmap) in zip(axes[0], panels):
+        ax.imshow(image, cmap=cmap, vmin=0 if cmap == "gray" else None, vmax=1 if cmap == "gray" else None)
+        ax.set_title(label, fontsize=9)
+    for ax, (name, image) in zip(axes[1] if rows > 1 else [], stage_maps.items()):
+        ax.imshow(image[index], cmap="inferno")
+        ax.set_title(name, fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.canvas.draw()
+    rgb = np.array(figure.canvas.buffer_rgba())[..., :3]
+    plt.close(figure)
+    return rgb
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Encodes an RGB uint8 array as PNG."""
+    return tf.io.encode_png(tf.convert_to_tensor(rgb, tf.uint8)).numpy()
+
+
+class RestrictionGridLogger(tf.keras.callbacks.Callback):
+    """Logs the restriction grid of a fixed batch to TensorBoard.
+
+    Every ``every`` epochs (and after the first), each image of ``images``
+    gets an image summary ``restriction/<i>`` in ``log_dir``: how what the
+    network erases changes as it learns.
+    """
+
+    def __init__(self, student: tf.keras.Model, images, log_dir: str, *, every: int = 5, lam: float = DEFAULT_LAMBDA,
+                 normalization: str = "height", initial_epoch: int = 0):
+        super().__init__()
+        self.student = student
+        self.images = np.asarray(images, np.float32)
+        self.every = max(1, int(every))
+        self.lam = lam
+        self.normalization = normalization
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.initial_epoch = initial_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch != self.initial_epoch and (epoch + 1) % self.every:
+            return
+        views = restriction_views(self.student, self.images, lam=self.lam, normalization=self.normalization)
+        with self.writer.as_default():
+            for index in range(len(self.images)):
+                grid = restriction_grid(views, index, f"epoch {epoch + 1}")
+                tf.summary.image(f"restriction/{index}", grid[np.newaxis], step=epoch + 1)
+        self.writer.flush()

@@ -1,0 +1,36 @@
+"""The IR²Net model zoo: ``from ir2net_tf.zoo import IR2ResNet18``.
+
+Every builder is keyword-only and follows larq-zoo's conventions
+(``input_shape``, ``input_tensor``, ``weights``, ``include_top``,
+``num_classes``) plus ``variant``, ``recovery``, ``binary_weights``,
+``pad_values``, ``classifier_activation`` and, for the ImageNet models,
+``padding`` ("pytorch" for weights imported by ``python -m zoo
+import-pytorch``). ``MODELS`` maps each name to its ``ModelSpec``, the one
+description of the model that every tool reads (``ir2net_tf.models.spec``).
+"""
+
+import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from ir2net_tf.models import cifar, resnet_imagenet  # noqa: F401  (registers the models)
+from ir2net_tf.models.any_backbone import add_recovery_head
+from ir2net_tf.models.cifar import IR2ResNet18CIFAR, IR2ResNet20, IR2VGGSmall
+from ir2net_tf.models.common import FEATURES_LAYER, with_feature_map
+from ir2net_tf.models.resnet_imagenet import IR2ResNet18, IR2ResNet34
+from ir2net_tf.models.spec import BUILDERS, MODELS, ModelSpec, Variant, build, get_spec, model_variants
+
+__all__ = [
+    "IR2ResNet18",
+    "IR2ResNet34",
+    "IR2ResNet20",
+    "IR2ResNet18CIFAR",
+    "IR2VGGSmall",
+    "BUILDERS",
+    "MODELS",
+    "ModelSpec",
+    "Variant",
+    "add_recovery_head",
+    "FEATURES_LAYER",
+    "build",
+    "get_spec",
+    "model_variants",
+    "with_feature_map",
+]
