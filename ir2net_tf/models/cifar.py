@@ -5,7 +5,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from ir2net_tf.layers import SubsampleZeroPadShortcut, activation, batch_norm, binary_conv
+from ir2net_tf.layers import SubsampleZeroPadShortcut, activation, batch_norm, binary_conv, check_padding
 from ir2net_tf.models.common import build_zoo_model
 from ir2net_tf.recovery import VARIANTS, FusionHead
 
@@ -71,8 +71,9 @@ def _resnet_stages(x, block, depths, widths, conv_args):
     return outputs
 
 
-def _build(model_name, backbone, *, multiple, binary_weights, pad_values, variant, **arguments):
-    conv_args = {"binary_weights": binary_weights, "pad_values": pad_values}
+def _build(model_name, backbone, *, multiple, binary_weights, pad_values, padding, weight_clip, variant, **arguments):
+    conv_args = {"binary_weights": binary_weights, "pad_values": pad_values, "padding": check_padding(padding),
+                 "weight_clip": weight_clip}
     return build_zoo_model(
         model_name,
         lambda inputs: backbone(inputs, conv_args),
@@ -130,6 +131,14 @@ _ARGS_DOC = """
             ablation baseline.
         binary_weights: ``False`` for real weights with binary activations.
         pad_values: 0.0 (the reference, default) or 1.0 (LCE one-padding).
+        padding: ``"same"`` (default, TensorFlow's) or ``"pytorch"``: the
+            strided binary convolutions pad symmetrically, as the authors'
+            PyTorch code (``padding=1``) does (``PyTorchPadQuantConv2D``; same
+            variables, still one ``LceBconv2d`` each when exported). Stride-1
+            convolutions pad the same either way.
+        weight_clip: ``False`` (default, the reference's dynamics): latent
+            binary weights are not clipped. ``True`` adds Larq's
+            ``weight_clip`` constraint (clip to [−1, 1] after every update).
         classifier_activation: ``"softmax"`` (default, probabilities) or ``None``
             (logits), as in ``keras.applications``.
 
@@ -153,6 +162,8 @@ def IR2ResNet20(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
+    padding: str = "same",
+    weight_clip: bool = False,
 ) -> tf.keras.Model:
     return _build("IR2ResNet20", _resnet20_backbone, multiple=4, **locals())
 
@@ -169,6 +180,8 @@ def IR2ResNet18CIFAR(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
+    padding: str = "same",
+    weight_clip: bool = False,
 ) -> tf.keras.Model:
     return _build("IR2ResNet18CIFAR", _resnet18_backbone, multiple=8, **locals())
 
@@ -185,6 +198,8 @@ def IR2VGGSmall(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
+    padding: str = "same",
+    weight_clip: bool = False,
 ) -> tf.keras.Model:
     return _build("IR2VGGSmall", _vgg_small_backbone, multiple=8, flatten=True, final_batch_norm=False, **locals())
 

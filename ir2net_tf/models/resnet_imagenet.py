@@ -14,7 +14,8 @@ DEPTHS = {18: (4, 4, 4, 4), 34: (6, 8, 12, 6)}
 
 
 def bireal_block(
-    x, filters: int, strides: int, *, binary_weights: bool, pad_values: float, name: str, padding: str = "same"
+    x, filters: int, strides: int, *, binary_weights: bool, pad_values: float, name: str, padding: str = "same",
+    weight_clip: bool = False,
 ):
     """y = PReLU(BN(bconv(x)) + shortcut(x)); the shortcut is AvgPool 2×2/2 →
     full-precision Conv 1×1 → BN when the stride or width changes."""
@@ -29,6 +30,7 @@ def bireal_block(
         binary_weights=binary_weights,
         pad_values=pad_values,
         padding=padding,
+        weight_clip=weight_clip,
         name=f"{name}_bconv",
     )(x)
     y = batch_norm(name=f"{name}_bn")(y)
@@ -36,7 +38,8 @@ def bireal_block(
     return activation("prelu", name=f"{name}_act")(y)
 
 
-def _bireal_backbone(inputs, depth: int, *, binary_weights: bool, pad_values: float, padding: str):
+def _bireal_backbone(inputs, depth: int, *, binary_weights: bool, pad_values: float, padding: str,
+                     weight_clip: bool = False):
     """Stem and Bi-Real stages; returns the taps f0 (stem, before the max
     pool), f1–f3 and F (stage 4)."""
     if padding == "pytorch":
@@ -66,18 +69,21 @@ def _bireal_backbone(inputs, depth: int, *, binary_weights: bool, pad_values: fl
                 binary_weights=binary_weights,
                 pad_values=pad_values,
                 padding=padding,
+                weight_clip=weight_clip,
                 name=f"stage{stage}_block{block + 1}",
             )
         taps.append(x)
     return taps
 
 
-def _ir2_resnet(depth: int, *, binary_weights, pad_values, padding="same", variant, **arguments) -> tf.keras.Model:
+def _ir2_resnet(depth: int, *, binary_weights, pad_values, padding="same", weight_clip=False, variant,
+                **arguments) -> tf.keras.Model:
     check_padding(padding)
     return build_zoo_model(
         f"IR2ResNet{depth}",
         lambda inputs: _bireal_backbone(
-            inputs, depth, binary_weights=binary_weights, pad_values=pad_values, padding=padding
+            inputs, depth, binary_weights=binary_weights, pad_values=pad_values, padding=padding,
+            weight_clip=weight_clip,
         ),
         multiple=32,
         default_size=224,
@@ -122,6 +128,9 @@ _ARGS_DOC = """
             ``stem_pool_pad``) and uses ``PyTorchPadQuantConv2D`` for the
             strided binary convolutions, with the same variables: weights load
             into either setting.
+        weight_clip: ``False`` (default, the reference's dynamics): latent
+            binary weights are not clipped. ``True`` adds Larq's
+            ``weight_clip`` constraint (clip to [−1, 1] after every update).
         classifier_activation: activation of the last layer, as in
             ``keras.applications``: ``"softmax"`` (default) returns class
             probabilities, ``None`` returns logits.
@@ -151,6 +160,7 @@ def IR2ResNet18(
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
+    weight_clip: bool = False,
 ) -> tf.keras.Model:
     return _ir2_resnet(18, **locals())
 
@@ -168,6 +178,7 @@ def IR2ResNet34(
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
+    weight_clip: bool = False,
 ) -> tf.keras.Model:
     return _ir2_resnet(34, **locals())
 
