@@ -179,13 +179,17 @@ class IR2Trainer(tf.keras.Model):
 
     def _gradients(self, loss, tape, scale):
         """d(loss · scale)/d(student weights), zeros for unconnected ones,
-        through the loss-scale optimizer's scaling under mixed precision."""
-        variables = self.student.trainable_variables
-        loss = loss * scale
+        through the loss-scale optimizer's scaling under mixed precision.
+
+        ``loss`` was recorded by ``tape``; the factor enters as the output
+        gradient, so nothing computed after the tape closed needs recording.
+        """
+        upstream = tf.cast(scale, loss.dtype)
         scaled = hasattr(self.optimizer, "get_scaled_loss")
         if scaled:
-            loss = self.optimizer.get_scaled_loss(loss)
-        grads = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            upstream = self.optimizer.get_scaled_loss(upstream)
+        grads = tape.gradient(loss, self.student.trainable_variables, output_gradients=upstream,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return self.optimizer.get_unscaled_gradients(grads) if scaled else grads
 
     def _repeat_moving_averages(self, before):
