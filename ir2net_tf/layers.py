@@ -7,6 +7,8 @@ Factories (``binary_conv``, ``batch_norm``, ``activation``) return stock Keras
 or Larq layers configured the way the reference PyTorch code behaves.
 """
 
+import logging
+
 import larq as lq
 import tensorflow as tf
 
@@ -23,6 +25,16 @@ ACTIVATIONS = ("prelu", "hardtanh")
 # stride 2 on an even size reads 1 padded pixel before and none after. Models
 # whose weights come from PyTorch (``ir2net_tf.pytorch_import``) need it.
 PADDINGS = ("same", "pytorch")
+
+
+def _drop_clip_advice(record: logging.LogRecord) -> bool:
+    # Larq warns for every binary layer without a kernel constraint. No
+    # clipping is the reference's behaviour and our default (see
+    # ``binary_conv``'s ``weight_clip``), so the advice is noise here.
+    return "without setting `kernel_constraint`" not in record.getMessage()
+
+
+logging.getLogger("larq.layers_base").addFilter(_drop_clip_advice)
 
 
 def check_padding(padding: str) -> str:
@@ -42,6 +54,7 @@ def binary_conv(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     padding: str = "same",
+    weight_clip: bool = False,
     name: str = None,
 ) -> lq.layers.QuantConv2D:
     """A binary convolution: sign activations, sign weights, no bias, no scaling.
@@ -50,8 +63,7 @@ def binary_conv(
         filters: output channels.
         kernel_size: square kernel size.
         strides: stride in both directions.
-        binary_weights: ``True`` for 1-bit weights (``ste_sign`` with the
-            ``weight_clip`` constraint). ``False`` is step 1 of the two-step
+        binary_weights: ``True`` for 1-bit weights (``ste_sign``). ``False`` is step 1 of the two-step
             ImageNet recipe: real-valued weights, still binary activations.
             Both settings create the same variables under the same names, so
             step-1 weights load into the step-2 model unchanged.
@@ -60,6 +72,11 @@ def binary_conv(
         padding: ``"same"`` (default) or ``"pytorch"``: PyTorch's symmetric
             padding, which differs from "same" only for strided convolutions
             (``PyTorchPadQuantConv2D`` then; stride 1 is identical either way).
+        weight_clip: ``False`` (default, as the reference): latent weights
+            are never clipped; one beyond ±1 gets no gradient from
+            ``ste_sign`` and keeps its value (weight decay aside). ``True``
+            adds Larq's ``weight_clip`` constraint, which clips the latent
+            binary weights to [−1, 1] after every update (binary weights only).
         name: layer name.
     """
     if pad_values not in PAD_VALUES:
@@ -73,7 +90,7 @@ def binary_conv(
         pad_values=pad_values,
         input_quantizer="approx_sign",
         kernel_quantizer="ste_sign" if binary_weights else None,
-        kernel_constraint="weight_clip" if binary_weights else None,
+        kernel_constraint="weight_clip" if binary_weights and weight_clip else None,
         use_bias=False,
         name=name,
     )

@@ -43,9 +43,44 @@ def decayed_variables(model: tf.keras.Model, scope: str):
     return variables if scope == "all" else [v for v in variables if v.shape.rank == 4]
 
 
+# Layers whose training-mode output is random: with one of them in the
+# student a second pass differs from the first even on the same input.
+_RANDOM_LAYERS = (
+    tf.keras.layers.Dropout,
+    tf.keras.layers.GaussianNoise,
+    tf.keras.layers.GaussianDropout,
+    tf.keras.layers.AlphaDropout,
+)
+
+
+def moving_statistics(model: tf.keras.Model):
+    """(variable, momentum) of every batch-norm moving statistic of ``model``:
+    what a training-mode pass updates as v ← m·v + (1 − m)·batch statistic."""
+    return [
+        (variable, float(layer.momentum))
+        for layer in model.submodules
+        if isinstance(layer, tf.keras.layers.BatchNormalization)
+        for variable in (layer.moving_mean, layer.moving_variance)
+    ]
+
+
+def shortcut_is_exact(model: tf.keras.Model) -> bool:
+    """Whether a second training-mode pass on the same input repeats the
+    first exactly, apart from the batch-norm moving averages: no random
+    layers, and no state other than batch-norm moving statistics."""
+    if any(isinstance(layer, _RANDOM_LAYERS) for layer in model.submodules):
+        return False
+    moving = {id(variable) for variable, _ in moving_statistics(model)}
+    return all(id(variable) in moving for variable in model.non_trainable_variables)
+
+
 class IR2Trainer(tf.keras.Model):
     """Trains ``student`` with information restriction and, optionally,
     distillation.
+
+    Besides the loss and accuracy metrics, the metric ``kept`` (with
+    restriction on) is the fraction of input pixels the masks kept over the
+    epoch: 1.0 means restriction erased nothing.
 
     Args:
         student: a zoo model that outputs logits and has the ``final_features``
@@ -59,7 +94,16 @@ class IR2Trainer(tf.keras.Model):
         weight_decay: L2 coefficient added to the gradient (coupled, as in the
             reference: the optimizer sees wd · w in the gradient).
         weight_decay_scope: ``"all"`` or ``"conv"`` (conv kernels only).
-        normalization: the mask's attention normalization ("height", the reference's).
+        normalization: the mask's attention normalization (the paper's code:
+            "height").
+        restriction_shortcut: when the mask keeps every pixel of a replica's
+            batch, x' = x and the second pass would repeat the first: the
+            same loss, gradients and batch statistics. The step then skips it
+            and applies the second batch-norm moving-average update in closed
+            form (see ``docs/ir2_step.md``). Results equal the two-pass step's
+            to float rounding. Ignored (two passes always) for a student
+            whose training-mode passes are random (dropout) or carry state
+            other than batch-norm moving statistics.
     """
 
     def __init__(
@@ -72,6 +116,7 @@ class IR2Trainer(tf.keras.Model):
         weight_decay: float = 0.0,
         weight_decay_scope: str = "all",
         normalization: str = "height",
+        restriction_shortcut: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -87,14 +132,17 @@ class IR2Trainer(tf.keras.Model):
         self.weight_decay = float(weight_decay)
         self.decayed = decayed_variables(student, weight_decay_scope) if weight_decay else []
         self.normalization = normalization
+        self.restriction_shortcut = bool(restriction_shortcut) and shortcut_is_exact(student)
+        self._moving = moving_statistics(student)
         classes = int(student.output.shape[-1])
         self.loss_tracker = tf.keras.metrics.Mean(name="loss")
         self.accuracy = tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.top5 = tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5") if classes > 5 else None
+        self.kept = tf.keras.metrics.Mean(name="kept") if self.restriction_lambda > 0 else None
 
     @property
     def metrics(self):
-        return [m for m in (self.loss_tracker, self.accuracy, self.top5) if m is not None]
+        return [m for m in (self.loss_tracker, self.accuracy, self.top5, self.kept) if m is not None]
 
     def call(self, inputs, training=False):
         return self.student(inputs, training=training)
@@ -112,23 +160,48 @@ class IR2Trainer(tf.keras.Model):
         probabilities = tf.nn.softmax(outputs) if self.teacher_outputs_logits else outputs
         return tf.stop_gradient(probabilities)
 
+    def _pass(self, images, labels, targets):
+        """(mean loss, logits, F) of one training-mode pass of the student."""
+        logits, features = self.student_with_features(images, training=True)
+        return tf.reduce_mean(self._per_example_loss(labels, logits, targets)), logits, features
+
+    def _mask(self, features, images):
+        return restriction_mask(features, images, self.restriction_lambda, self.normalization)
+
     def ir2_loss(self, images, labels, targets):
         """(loss, logits on x): the mean of the two passes' losses, or L(x)
         alone when restriction is off. Both passes run in training mode."""
-        logits, features = self.student_with_features(images, training=True)
-        loss = tf.reduce_mean(self._per_example_loss(labels, logits, targets))
+        loss, logits, features = self._pass(images, labels, targets)
         if self.restriction_lambda > 0:
-            mask = restriction_mask(features, images, self.restriction_lambda, self.normalization)
-            restricted_logits, _ = self.student_with_features(restrict(images, mask), training=True)
-            restricted = tf.reduce_mean(self._per_example_loss(labels, restricted_logits, targets))
+            restricted, _, _ = self._pass(restrict(images, self._mask(features, images)), labels, targets)
             loss = (loss + restricted) / 2.0
         return loss, logits
 
-    def _regularization(self):
-        if not self.decayed:
-            return 0.0
-        # ½·wd·‖w‖² has gradient wd·w: L2 added to the gradient, not decoupled.
-        return 0.5 * self.weight_decay * tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in self.decayed])
+    def _gradients(self, loss, tape, scale):
+        """d(loss · scale)/d(student weights), zeros for unconnected ones,
+        through the loss-scale optimizer's scaling under mixed precision.
+
+        ``loss`` was recorded by ``tape``; the factor enters as the output
+        gradient, so nothing computed after the tape closed needs recording.
+        """
+        upstream = tf.cast(scale, loss.dtype)
+        scaled = hasattr(self.optimizer, "get_scaled_loss")
+        if scaled:
+            upstream = self.optimizer.get_scaled_loss(upstream)
+        grads = tape.gradient(loss, self.student.trainable_variables, output_gradients=upstream,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return self.optimizer.get_unscaled_gradients(grads) if scaled else grads
+
+    def _repeat_moving_averages(self, before):
+        """The second pass's batch-norm update without the pass: after one
+        update from ``before`` (v₁ = m·v₀ + (1 − m)·b), a second with the same
+        batch statistic b gives m·v₁ + (1 − m)·b = v₁ + m·(v₁ − v₀)."""
+        for (variable, momentum), old in zip(self._moving, before):
+            new = variable.read_value()
+            # Keras applies the factor 1 − m as a float32 constant (also for
+            # float64 variables): use the very m its update used.
+            m = 1.0 - tf.cast(tf.constant(1.0 - momentum, tf.float32), new.dtype)
+            variable.assign(new + m * (new - old))
 
     # The step has no tensor-dependent Python control flow; converting it (and
     # with it every Larq and Keras layer it calls) with AutoGraph only made
@@ -137,13 +210,44 @@ class IR2Trainer(tf.keras.Model):
     def train_step(self, data):
         images, labels = data[0], data[1]
         targets = self.teacher_targets(images)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        # Gradients are summed over replicas: scale so that they average.
+        scale = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
+        shortcut = self.restriction_lambda > 0 and self.restriction_shortcut
+        before = [variable.read_value() for variable, _ in self._moving] if shortcut else None
         with tf.GradientTape() as tape:
-            loss, logits = self.ir2_loss(images, labels, targets)
-            # Gradients are summed over replicas: scale so that they average.
-            total = (loss + self._regularization()) / replicas
-        self.optimizer.minimize(total, self.student.trainable_variables, tape=tape)
-        return self._update_metrics(loss, labels, logits)
+            loss, logits, features = self._pass(images, labels, targets)
+        grads = self._gradients(loss, tape, scale)
+        if self.restriction_lambda > 0:
+            mask = self._mask(features, images)
+            self.kept.update_state(tf.reduce_mean(mask, axis=[1, 2, 3]))
+
+            def second_pass():
+                with tf.GradientTape() as restricted_tape:
+                    restricted_loss, _, _ = self._pass(restrict(images, mask), labels, targets)
+                return restricted_loss, self._gradients(restricted_loss, restricted_tape, scale)
+
+            def repeat_first_pass():
+                self._repeat_moving_averages(before)
+                return loss, grads
+
+            if shortcut:
+                # Both branches update the same moving statistics (XLA's If
+                # needs that); only the taken one runs.
+                restricted, restricted_grads = tf.cond(tf.reduce_all(mask > 0), repeat_first_pass, second_pass)
+            else:
+                restricted, restricted_grads = second_pass()
+            loss = (loss + restricted) / 2.0
+            grads = [(a + b) / 2.0 for a, b in zip(grads, restricted_grads)]
+        if self.decayed:
+            # L2 added to the gradient (not decoupled): d(½·wd·‖w‖²)/dw = wd·w.
+            decay = {id(v): self.weight_decay * scale * v for v in self.decayed}
+            grads = [g + tf.cast(decay[id(v)], g.dtype) if id(v) in decay else g
+                     for g, v in zip(grads, self.student.trainable_variables)]
+        self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
+        logs = self._update_metrics(loss, labels, logits)
+        if self.kept is not None:
+            logs["kept"] = self.kept.result()
+        return logs
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
@@ -152,12 +256,13 @@ class IR2Trainer(tf.keras.Model):
         return self._update_metrics(tf.reduce_mean(cross_entropy(labels, logits)), labels, logits)
 
     def _update_metrics(self, loss, labels, logits):
+        """Updates and returns loss, accuracy and top-5 (the metrics on x)."""
         logits = tf.cast(logits, tf.float32)
         self.loss_tracker.update_state(loss)
         self.accuracy.update_state(labels, logits)
         if self.top5 is not None:
             self.top5.update_state(labels, logits)
-        return {m.name: m.result() for m in self.metrics}
+        return {m.name: m.result() for m in (self.loss_tracker, self.accuracy, self.top5) if m is not None}
 
 
 def cosine_schedule(learning_rate: float, total_steps: int):

@@ -44,8 +44,9 @@ def restriction_views(
 
     Returns numpy arrays: ``images`` (N, H, W, 3), ``attention`` (N, H, W),
     ``mask`` (N, H, W), ``restricted`` (N, H, W, 3), ``kept`` (N,) the
-    fraction of pixels kept, and with ``stages`` a dict ``stage_attention``
-    of layer name → (N, H, W).
+    fraction of pixels kept, ``erasing_lambdas`` (``erasing_lambdas`` of
+    the batch), and with ``stages`` a dict ``stage_attention`` of layer
+    name → (N, H, W).
     """
     images = tf.convert_to_tensor(images, tf.float32)
     names = [FEATURES_LAYER]
@@ -70,11 +71,44 @@ def restriction_views(
         "restricted": restrict(images, mask).numpy(),
     }
     views["kept"] = views["mask"].mean(axis=(1, 2))
+    views["erasing_lambdas"] = erasing_lambdas(views["attention"])
     if stages:
         views["stage_attention"] = {
             name: upsampled_attention(m, images, normalization).numpy() for name, m in zip(names, maps)
         }
     return views
+
+
+# The erased fractions whose λ the tools report.
+ERASED_FRACTIONS = (0.10, 0.25, 0.50)
+
+
+def erasing_lambdas(attention: np.ndarray, fractions=ERASED_FRACTIONS) -> Dict[float, float]:
+    """The λ that would erase each fraction of a batch's pixels.
+
+    A pixel is erased when its upsampled attention is at most λ times its
+    image's mean (arXiv:2210.02637, information restriction), so the λ that
+    erases a fraction q of the batch is the q-quantile, over all its pixels,
+    of A_up / mean(A_up).
+
+    Args:
+        attention: upsampled attention maps A_up, (N, H, W).
+        fractions: erased fractions in [0, 1].
+
+    Returns:
+        ``{fraction: λ}``.
+    """
+    attention = np.asarray(attention, np.float64)
+    means = attention.mean(axis=(1, 2), keepdims=True)
+    ratio = attention / np.maximum(means, np.finfo(np.float64).tiny)
+    return {q: float(np.quantile(ratio, q)) for q in fractions}
+
+
+def describe_lambdas(lambdas: Dict[float, float]) -> str:
+    """"λ for 10 % / 25 % / 50 % erased: 0.41 / 0.62 / 0.95"."""
+    percents = " / ".join(f"{100 * q:g} %" for q in lambdas)
+    values = " / ".join(f"{lam:.3g}" for lam in lambdas.values())
+    return f"λ for {percents} erased: {values}"
 
 
 def to_display(normalized: np.ndarray) -> np.ndarray:
@@ -122,7 +156,9 @@ class RestrictionGridLogger(tf.keras.callbacks.Callback):
 
     Every ``every`` epochs (and after the first), each image of ``images``
     gets an image summary ``restriction/<i>`` in ``log_dir``: how what the
-    network erases changes as it learns.
+    network erases changes as it learns. The scalars
+    ``restriction/lambda_erasing_<p>pct`` are the λ that would erase p % of
+    the batch (``erasing_lambdas``), also in each grid's title.
     """
 
     def __init__(self, student: tf.keras.Model, images, log_dir: str, *, every: int = 5, lam: float = DEFAULT_LAMBDA,
@@ -140,8 +176,12 @@ class RestrictionGridLogger(tf.keras.callbacks.Callback):
         if epoch != self.initial_epoch and (epoch + 1) % self.every:
             return
         views = restriction_views(self.student, self.images, lam=self.lam, normalization=self.normalization)
+        lambdas = views["erasing_lambdas"]
         with self.writer.as_default():
             for index in range(len(self.images)):
-                grid = restriction_grid(views, index, f"epoch {epoch + 1}")
+                title = f"epoch {epoch + 1}, λ={self.lam}; this batch: {describe_lambdas(lambdas)}"
+                grid = restriction_grid(views, index, title)
                 tf.summary.image(f"restriction/{index}", grid[np.newaxis], step=epoch + 1)
+            for fraction, lam in lambdas.items():
+                tf.summary.scalar(f"restriction/lambda_erasing_{100 * fraction:g}pct", lam, step=epoch + 1)
         self.writer.flush()

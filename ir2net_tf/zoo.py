@@ -3,10 +3,12 @@
 Every builder is keyword-only and follows larq-zoo's conventions
 (``input_shape``, ``input_tensor``, ``weights``, ``include_top``,
 ``num_classes``) plus ``variant``, ``recovery``, ``binary_weights``,
-``pad_values``, ``classifier_activation`` and, for the ImageNet models,
-``padding`` ("pytorch" for weights imported by ``python -m zoo
-import-pytorch``). ``MODELS`` maps each name to its ``ModelSpec``, the one
-description of the model that every tool reads (``ir2net_tf.models.spec``).
+``pad_values``, ``classifier_activation``, ``weight_clip`` (Larq's latent
+weight clipping; off by default, as in the reference) and ``padding``
+("pytorch": PyTorch's symmetric padding, as the authors' code and weights
+imported by ``python -m zoo import-pytorch``). ``MODELS`` maps each name to
+its ``ModelSpec``, the one description of the model that every tool reads
+(``ir2net_tf.models.spec``).
 """
 
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)

@@ -64,6 +64,8 @@ def test_png_mask_is_the_training_steps_mask(digits_run, tmp_path):
     printed = [float(x) for x in re.findall(r"kept (\d\.\d+) of the pixels", stdout)]
     np.testing.assert_allclose(printed, expected.mean(axis=(1, 2)), atol=5e-5)
     assert 0.0 < expected.mean() <= 1.0
+    lambdas = [float(x) for x in re.search(r"λ for 10 % / 25 % / 50 % erased: (\S+) / (\S+) / (\S+)", stdout).groups()]
+    assert 0.0 < lambdas[0] <= lambdas[1] <= lambdas[2]
 
 
 def test_errors_are_clear(tmp_path):

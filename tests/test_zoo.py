@@ -126,7 +126,7 @@ def test_include_top_false_returns_fused_map():
     [
         ("IR2ResNet18", {"variant": "E"}, r"Unknown variant 'E' for IR2ResNet18; choose one of \['A', 'B', 'C', 'D'\]"),
         ("IR2ResNet20", {"variant": "Z"}, r"choose one of \['paper', 'A', 'B', 'C', 'D'\] \(default 'paper'\)"),
-        ("IR2ResNet20", {"padding": "pytorch"}, r"IR2ResNet20 supports padding 'same'; got 'pytorch'"),
+        ("IR2ResNet20", {"padding": "torch"}, r"IR2ResNet20 supports padding 'same' or 'pytorch'; got 'torch'"),
         ("IR2ResNet18", {"input_shape": (224, 224, 1)}, "takes \\(height, width, 3\\) RGB images"),
         ("IR2ResNet18", {"input_shape": (16, 16, 3)}, "multiples of 32"),
         ("IR2ResNet18", {"input_shape": (200, 200, 3)}, "multiples of 32"),

@@ -5,6 +5,8 @@
   python -m zoo summary NAME [--variant X] the per-layer Larq summary of one model
   python -m zoo benchmark [...]            conversion, host latency, size and training
                                           throughput of the IR² models and anchors
+  python -m zoo step-benchmark [...]       IR² training step time over the plain step,
+                                          with the mask keeping everything and erasing
   python -m zoo show-restriction ...      PNGs of the attention, mask and restricted
                                           input for real images
   python -m zoo import-pytorch CKPT ...   the authors' PyTorch checkpoint → Keras weights
@@ -49,6 +51,25 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_step_benchmark(args) -> int:
+    from ir2net_tf.throughput import step_ratios
+
+    size = args.image_size or zoo.get_spec(args.model).input_size
+    model = zoo.build(args.model, input_shape=(size, size, 3), classifier_activation=None)
+    result = step_ratios(model, batch_size=args.batch_size, erased=args.erased, rounds=args.rounds,
+                         steps=args.steps, jit_compile=args.jit_compile)
+    result.update(model=args.model, image_size=size, jit_compile=args.jit_compile)
+    print(f"{args.model} {size}×{size}, batch {args.batch_size}: plain step {result['plain_seconds']:.3f} s "
+          f"(median of {args.rounds} rounds × {args.steps} steps)")
+    for regime in ("kept", "erasing"):
+        r = result[regime]
+        ratio = r["ratio"]
+        print(f"  IR² step, λ={r['lambda']:.3g}, kept {r['kept']:.1%}: {r['seconds']:.3f} s, "
+              f"ratio {ratio['median']:.2f} (IQR {ratio['q1']:.2f}–{ratio['q3']:.2f})")
+    print(json.dumps(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m zoo", description="The IR²Net model catalog.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("benchmark", help="measure latency, size and throughput against the anchors")
     benchmark.add_arguments(p)
     p.set_defaults(run=benchmark.run)
+    p = commands.add_parser("step-benchmark", help="IR² step time over the plain step, in both regimes")
+    p.add_argument("--model", default="IR2ResNet18", help=f"one of {', '.join(zoo.MODELS)}")
+    p.add_argument("--image_size", type=int, help="input height and width (default: the model's)")
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--erased", type=float, default=0.25, help="fraction of pixels the erasing regime erases")
+    p.add_argument("--rounds", type=int, default=7, help="timing rounds (the ratio's spread is over them)")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per trainer and round")
+    p.add_argument("--jit_compile", action="store_true", help="compile the steps with XLA")
+    p.set_defaults(run=cmd_step_benchmark)
     p = commands.add_parser("show-restriction", help="PNGs of what information restriction erases from images")
     show_restriction.add_arguments(p)
     p.set_defaults(run=show_restriction.run)

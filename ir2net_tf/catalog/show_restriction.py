@@ -68,7 +68,7 @@ def _load_images(args, input_shape) -> Tuple[np.ndarray, List[str]]:
 
 
 def run(args) -> int:
-    from ir2net_tf.visualize import png_bytes, restriction_grid, restriction_views
+    from ir2net_tf.visualize import describe_lambdas, png_bytes, restriction_grid, restriction_views
 
     model, model_name = _load_model(args)
     images, names = _load_images(args, tuple(model.input_shape[1:]))
@@ -86,6 +86,8 @@ def run(args) -> int:
         title = f"{model_name}: λ={args.lam}, {mode}"
         atomic_write(path, png_bytes(restriction_grid(views, index, title)))
         print(f"{path}: kept {views['kept'][index]:.4f} of the pixels")
+    print(f"These {len(names)} images at λ={args.lam} keep {views['kept'].mean():.1%} of the pixels; "
+          f"{describe_lambdas(views['erasing_lambdas'])}")
     # The exact masks, for anyone who wants numbers rather than pictures.
     buffer = io.BytesIO()
     np.savez_compressed(buffer, names=np.array(names), mask=views["mask"], kept=views["kept"])

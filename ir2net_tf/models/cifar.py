@@ -110,7 +110,7 @@ IR2_RESNET20 = register(ModelSpec(
     dataset="cifar10", input_size=32, stride=4, num_classes=10, activation="hardtanh",
     variants=_variants(FusionHead("compact", ratio=4, cheap_groups="depthwise"), 87.2, 272_458),
     default_variant="paper", keras_names=("ir2_resnet20", "binary_resnet20"), recipe="cifar10_resnet20",
-    binary_weights=267_264,
+    binary_weights=267_264, paddings=("same", "pytorch"),
 ))
 
 IR2_RESNET18_CIFAR = register(ModelSpec(
@@ -125,7 +125,7 @@ IR2_RESNET18_CIFAR = register(ModelSpec(
     dataset="cifar10", input_size=32, stride=8, num_classes=10, activation="hardtanh",
     variants=_variants(FusionHead("compact", ratio=20, cheap_groups="depthwise"), 92.5, 11_207_096),
     default_variant="paper", keras_names=("ir2_resnet18cifar", "binary_resnet18cifar"), recipe="cifar10_resnet18",
-    binary_weights=10_985_472,
+    binary_weights=10_985_472, paddings=("same", "pytorch"),
 ))
 
 IR2_VGG_SMALL = register(ModelSpec(
@@ -141,7 +141,7 @@ IR2_VGG_SMALL = register(ModelSpec(
     dataset="cifar10", input_size=32, stride=8, num_classes=10, activation="hardtanh",
     variants=_variants(FusionHead("compact", ratio=32, cheap_groups="depthwise"), 91.5, 4_675_834),
     default_variant="paper", keras_names=("ir2_vggsmall", "binary_vggsmall"), recipe="cifar10_vggsmall",
-    binary_weights=4_571_136, flatten=True, final_batch_norm=False,
+    binary_weights=4_571_136, paddings=("same", "pytorch"), flatten=True, final_batch_norm=False,
 ))
 
 
@@ -159,6 +159,7 @@ def IR2ResNet20(
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
+    weight_clip: bool = False,
 ) -> tf.keras.Model:
     return build_zoo_model(IR2_RESNET20, **locals())
 
@@ -177,6 +178,7 @@ def IR2ResNet18CIFAR(
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
+    weight_clip: bool = False,
 ) -> tf.keras.Model:
     return build_zoo_model(IR2_RESNET18_CIFAR, **locals())
 
@@ -195,5 +197,6 @@ def IR2VGGSmall(
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
+    weight_clip: bool = False,
 ) -> tf.keras.Model:
     return build_zoo_model(IR2_VGG_SMALL, **locals())

@@ -89,7 +89,7 @@ def model_input(
 
 # The builders' options that configure the binary convolutions; the rest
 # (input, weights, classifier, variant, recovery) shape the model around them.
-CONV_OPTIONS = ("binary_weights", "pad_values", "padding")
+CONV_OPTIONS = ("binary_weights", "pad_values", "padding", "weight_clip")
 
 
 def resolve_variant(spec, variant) -> Union[FusionHead, str]:
@@ -110,7 +110,7 @@ def build_top(
     act: str,
     top: "Top",
     flatten: bool = False,
-    final_batch_norm: bool = True,
+    final_batch_norm: Optional[bool] = None,
     out_channels: Optional[int] = None,
 ) -> tf.keras.Model:
     """The recovery head (unless ``head`` is None) and classifier on top of a
@@ -118,7 +118,8 @@ def build_top(
 
     ``flatten`` selects Flatten instead of global average pooling before the
     classifier (VGG-Small); ``final_batch_norm`` the BatchNorm before the
-    Dense layer, which the recovery models have and the bare backbones do not.
+    Dense layer: None adds it with a recovery head only (the recovery models
+    have it, their bare backbones do not), True or False always or never.
     """
     if final._keras_history.layer.name != FEATURES_LAYER:  # a zoo model's F is already marked
         final = tf.keras.layers.Activation("linear", name=FEATURES_LAYER)(final)
@@ -130,7 +131,7 @@ def build_top(
             x = tf.keras.layers.Flatten(name="classifier_flatten")(x)
         else:
             x = classifier_pool(x, name="classifier")
-        if head is not None and final_batch_norm:
+        if final_batch_norm or (final_batch_norm is None and head is not None):
             x = batch_norm(name="classifier_bn")(x)
         x = tf.keras.layers.Dense(top.num_classes, activation=top.classifier_activation, name="predictions")(x)
     return tf.keras.Model(inputs=inputs, outputs=x, name=name)

@@ -116,6 +116,7 @@ def IR2ResNet18(
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
+    weight_clip: bool = False,
 ) -> tf.keras.Model:
     return build_zoo_model(IR2_RESNET18, **locals())
 
@@ -134,5 +135,6 @@ def IR2ResNet34(
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
+    weight_clip: bool = False,
 ) -> tf.keras.Model:
     return build_zoo_model(IR2_RESNET34, **locals())

@@ -70,8 +70,8 @@ class ModelSpec:
         paddings: the ``padding`` settings the model supports.
         flatten: Flatten instead of global average pooling before the
             classifier (VGG-Small).
-        final_batch_norm: BatchNorm before the classifier's Dense layer (in
-            the recovery models; never in the bare backbones).
+        final_batch_norm: BatchNorm before the classifier's Dense layer:
+            None (with a recovery head only), True (always) or False (never).
         references: (title, URL) pairs for the docstring.
     """
 
@@ -92,7 +92,7 @@ class ModelSpec:
     depths: Optional[Tuple[int, ...]] = None
     paddings: Tuple[str, ...] = ("same",)
     flatten: bool = False
-    final_batch_norm: bool = True
+    final_batch_norm: Optional[bool] = None
     references: Tuple[Tuple[str, str], ...] = (
         ("IR²Net: Information Restriction and Information Recovery for Accurate Binary Neural Networks",
          "https://arxiv.org/abs/2210.02637"),
@@ -189,6 +189,9 @@ _ARGUMENTS = """
             padded with: 0.0 (the reference, default) or 1.0 (LCE one-padding).
         classifier_activation: ``"softmax"`` (default, class probabilities, as
             in ``keras.applications``) or ``None`` (logits).{padding}
+        weight_clip: ``False`` (default, the reference's dynamics): latent
+            binary weights are never clipped. ``True`` adds Larq's
+            ``weight_clip`` constraint (clip to [−1, 1] after every update).
 
     Input:
         Images on a 0–1 scale normalized with the ImageNet mean (0.485, 0.456,
@@ -203,10 +206,11 @@ _ARGUMENTS = """
 _PYTORCH_PADDING = """
         padding: ``"same"`` (default): TensorFlow's padding. ``"pytorch"``:
             PyTorch's symmetric padding where "same" pads asymmetrically (the
-            strided convolutions and pools); weights imported from the
-            authors' PyTorch checkpoints (``python -m zoo import-pytorch``)
-            need it to give the reference's outputs. Same variables: weights
-            load into either setting."""
+            strided convolutions and pools), as the authors' code does;
+            weights imported from their PyTorch checkpoints (``python -m zoo
+            import-pytorch``) need it to give the reference's outputs. Same
+            variables: weights load into either setting; still one
+            ``LceBconv2d`` per binary convolution when exported."""
 
 
 def _percent(value) -> str:

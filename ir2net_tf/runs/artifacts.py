@@ -17,7 +17,7 @@ FINAL_WEIGHTS = "final.weights.h5"
 CHECKPOINTS = "checkpoints"
 LOGS = "logs"
 METRIC_COLUMNS = (
-    "stage", "epoch", "loss", "accuracy", "top5", "val_loss", "val_accuracy", "val_top5",
+    "stage", "epoch", "loss", "accuracy", "top5", "kept", "val_loss", "val_accuracy", "val_top5",
     "learning_rate", "seconds",
 )
 

@@ -45,6 +45,8 @@ flags.DEFINE_enum("stage", None, ["1", "2", "both"], "1: real weights, binary ac
                   "(from stage 1's weights when present); both: 1 then 2 in one model directory.")
 flags.DEFINE_enum("augment", None, ["auto", "cifar", "imagenet", "shift", "none"], "Training augmentation.")
 flags.DEFINE_float("pad_values", None, "Padding value of binary convolutions (0 or 1).")
+flags.DEFINE_boolean("weight_clip", None, "Clip latent binary weights to [-1, 1] after every update (Larq's "
+                     "weight_clip); default off, as the reference: a latent weight beyond ±1 keeps its value.")
 flags.DEFINE_boolean("recovery", None, "Information recovery head (false: bare backbone baseline).")
 flags.DEFINE_integer("seed", None, "Seed of data order, augmentation and initialization.")
 # How to run it; these may change between invocations of the same run.
@@ -56,6 +58,8 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker",
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 flags.DEFINE_boolean("mixed_precision", False, "float16 (bfloat16 on TPU) compute, for accelerators.")
 flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
+flags.DEFINE_boolean("restriction_shortcut", True, "When the mask keeps every pixel of a replica's batch, skip the "
+                     "second pass (its result is the first's; batch-norm moving statistics updated in closed form).")
 flags.DEFINE_string("init_weights", None, "Stage-1 weights for --stage 2 (default: the model directory's).")
 flags.DEFINE_string("weights", None, "--mode evaluate: weights file (default: the run's best).")
 flags.DEFINE_integer("verbose", 1, "Progress bars (1) or none (0).")
@@ -64,6 +68,7 @@ TRAINING_FLAGS = (
     "model", "variant", "dataset", "data_dir", "manual_dir", "image_size", "epochs", "batch_size", "optimizer",
     "learning_rate", "momentum", "weight_decay", "weight_decay_scope", "stage2_weight_decay",
     "restriction_lambda", "normalization", "teacher", "stage", "augment", "pad_values", "recovery", "seed",
+    "weight_clip",
 )
 
 
@@ -98,6 +103,7 @@ def main(argv):
             settings, model_dir=FLAGS.model_dir, overwrite=FLAGS.overwrite, checkpoint_every=FLAGS.checkpoint_every,
             strategy=FLAGS.strategy, tpu=FLAGS.tpu, mixed_precision=FLAGS.mixed_precision,
             jit_compile=FLAGS.jit_compile, verbose=FLAGS.verbose, init_weights=FLAGS.init_weights,
+            restriction_shortcut=FLAGS.restriction_shortcut,
         )
         rows = runner.train()
     except (ValueError, run.callbacks.NaNLoss) as error:

@@ -43,7 +43,7 @@ RECIPES = {
 # What a flag takes when neither the recipe nor the command line sets it.
 DEFAULTS = dict(
     variant=None, momentum=0.9, stage2_weight_decay=None, restriction_lambda=0.15,
-    normalization="height", augment="auto", pad_values=0.0, recovery=True, seed=0,
+    normalization="height", augment="auto", pad_values=0.0, recovery=True, seed=0, weight_clip=False,
 )
 
 

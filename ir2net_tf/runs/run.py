@@ -26,7 +26,7 @@ def build_student(settings, num_classes, *, binary_weights, weights=None):
     return zoo.build(
         settings["model"], input_shape=(size, size, 3), num_classes=num_classes, variant=settings["variant"],
         recovery=settings["recovery"], binary_weights=binary_weights, pad_values=settings["pad_values"],
-        classifier_activation=None, weights=weights,
+        classifier_activation=None, weights=weights, weight_clip=settings.get("weight_clip", False),
     )
 
 
@@ -39,13 +39,15 @@ def load_dataset(settings) -> data.Dataset:
 
 class Run:
     def __init__(self, settings, *, model_dir, overwrite=False, checkpoint_every=500, strategy="default",
-                 tpu="", mixed_precision=False, jit_compile=False, verbose=1, init_weights=None):
+                 tpu="", mixed_precision=False, jit_compile=False, verbose=1, init_weights=None,
+                 restriction_shortcut=True):
         check_settings(settings)
         self.settings = settings
         self.model_dir = model_dirs.prepare(model_dir)
         self.saved = model_dirs.check_or_reset(self.model_dir, settings, overwrite)
         self.checkpoint_every, self.jit_compile, self.verbose = checkpoint_every, jit_compile, verbose
         self.init_weights = init_weights
+        self.restriction_shortcut = restriction_shortcut
         distribute.set_mixed_precision(mixed_precision, strategy)
         self.strategy = distribute.make_strategy(strategy, tpu)
         self.chief = distribute.is_chief(self.strategy)
@@ -109,6 +111,7 @@ class Run:
                 student, restriction_lambda=s["restriction_lambda"], teacher=teacher,
                 teacher_outputs_logits=teacher_logits, weight_decay=self._weight_decay(stage),
                 weight_decay_scope=s["weight_decay_scope"], normalization=s["normalization"],
+                restriction_shortcut=self.restriction_shortcut,
             )
             schedule = cosine_schedule(s["learning_rate"], steps * s["epochs"])
             optimizer = make_optimizer(s["optimizer"], schedule, s["momentum"])
