@@ -19,6 +19,7 @@ from typing import Callable, List, Optional
 import tensorflow as tf
 
 from ir2net_tf import deploy, zoo
+from ir2net_tf.catalog import measured
 from ir2net_tf.complexity import complexity
 from ir2net_tf.files import atomic_write
 
@@ -125,6 +126,8 @@ def markdown(rows: List[dict], threads, header: str) -> str:
     ]
     for r in rows:
         top1 = f"{r['reported_top1']:.1f} % {r['source']}" if r["reported_top1"] else r["source"]
+        if r.get("measured_top1") is not None:
+            top1 += f"; measured {r['measured_top1']:.1f} % (.tflite) / {r['measured_keras_top1']:.1f} % (Keras)"
         train = " / ".join(
             _fmt(r.get(k), ".1f") for k in ("train_ir2_images_per_second", "train_plain_images_per_second")
         ) if ("train_plain_images_per_second" in r) else "–"
@@ -137,7 +140,7 @@ def markdown(rows: List[dict], threads, header: str) -> str:
         "",
         f"× columns: ratio to the {BASELINE} (IR2ResNet18 without recovery head; ImageNet models only). "
         "Latency: median of LCE's Python interpreter on this host, fastest kernel option per thread count. "
-        "Accuracies are reported by their sources, not measured here.",
+        "Accuracies are reported by their sources, not measured here." + measured.note(rows),
     ]
     return "\n".join(lines)
 
@@ -181,6 +184,13 @@ def add_arguments(parser) -> None:
                              "'all', or nothing to skip)")
     parser.add_argument("--train_batch", type=int, default=8)
     parser.add_argument("--output_dir", default="benchmark", help="where results.json/.md and tradeoff.png go")
+    measured.add_arguments(parser)
+
+
+def zoo_key(entry_name: str):
+    """(zoo model, variant) of a row: 'IR2ResNet18-A' → ('IR2ResNet18', 'A'), 'IR2ResNet20' → ('IR2ResNet20', None)."""
+    name, _, variant = entry_name.partition("-")
+    return name, variant or None
 
 
 def run(args) -> int:
@@ -196,6 +206,11 @@ def run(args) -> int:
     except OSError as error:
         raise ValueError(f"Cannot create --output_dir {args.output_dir!r} ({error.strerror}).") from error
     train = {e.name for e in chosen} if args.train == ["all"] else set(args.train)
+    weights = measured.parse_weights(args.weights, args.dataset)
+    rows_with_weights = {zoo_key(e.name) for e in chosen if e.ir2}
+    unmatched = [f"{name}:{variant or 'paper'}" for name, variant in weights if (name, variant) not in rows_with_weights]
+    if unmatched:
+        raise ValueError(f"--weights for {', '.join(unmatched)}: no such IR² row in this benchmark.")
     rows = []
     started = time.perf_counter()
     for index, entry in enumerate(chosen, start=1):
@@ -203,6 +218,10 @@ def run(args) -> int:
               + (", training" if entry.name in train else "") + " …", flush=True)
         row = measure(entry, size=args.size, runs=args.runs, threads=args.threads,
                       train=entry.name in train, train_batch=args.train_batch)
+        if entry.ir2 and zoo_key(entry.name) in weights:
+            row.update(measured.measure_accuracy(*zoo_key(entry.name), weights[zoo_key(entry.name)],
+                                                 dataset=args.dataset, data_dir=args.data_dir,
+                                                 image_size=args.image_size, padding=args.padding))
         rows.append(row)
         print("    " + ", ".join(f"{t} threads {row[f'latency_ms_{t}t']:.1f} ms" for t in args.threads)
               + f", {row['tflite_bytes']:,} bytes, {row['lce_bconv2d']} LceBconv2d, converted in "
