@@ -37,3 +37,15 @@ def killed_and_resumed(tmp_path_factory):
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
     return model_dir, killed_at, err
+
+
+@pytest.fixture(scope="session")
+def digits_run_16(tmp_path_factory):
+    """A finished digits run of ``python -m train`` at the demo's 16×16 input
+    (two epochs): large enough for LCE's zero-padded binary convolutions
+    (ir2net_tf.deploy.zero_padding_hazards), so its .tflite is exact."""
+    model_dir = str(tmp_path_factory.mktemp("digits16") / "run")
+    process = cli(f"--model_dir={model_dir}", "--batch_size=32", "--epochs=2", "--verbose=0")
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    return model_dir

@@ -3,8 +3,6 @@ files, and clear errors (exit 2, no traceback, no partial file) otherwise."""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ import tensorflow as tf
 from ir2net_tf import deploy, zoo
 from ir2net_tf.export.cli import main
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--latency-runs", "2", "--threads", "1", "--random-samples", "16"]
 
 
@@ -136,25 +133,3 @@ def test_every_model_takes_the_padding_option(tmp_path, capsys):
 def test_bad_variant(capsys):
     code, _, err = _run(capsys, "--model", "IR2ResNet18", "--variant", "Z")
     assert code == 2 and "Z" in err
-
-
-@pytest.mark.skipif(not os.path.isdir(os.path.join(REPO, "train")), reason="python -m train not present")
-def test_digits_model_trained_by_train_exports_with_same_top1(tmp_path, capsys):
-    from ir2net_tf import data
-
-    run = tmp_path / "digits"
-    done = subprocess.run([sys.executable, "-m", "train", f"--model_dir={run}", "--epochs=3", "--verbose=0"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    size = json.loads((run / "config.json").read_text())["input_shape"][0]
-    _, x_test, _, y_test = data.digits_arrays(size)
-    held_out = tmp_path / "digits_test.npz"
-    np.savez(held_out, x=x_test, y=y_test)
-
-    code, out, err = _run(capsys, "--model-dir", str(run), "--images", str(held_out), *FAST)
-
-    assert code == 0, err + out
-    figures = json.loads((run / "model.json").read_text())["parity"]["images"]
-    assert figures["samples"] == len(y_test)
-    assert figures["top1_agreement"] == 1.0, figures
-    assert figures["lce_accuracy"] == figures["keras_accuracy"] > 0.2, figures  # chance: 0.1 (3 epochs)

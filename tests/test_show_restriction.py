@@ -29,9 +29,9 @@ def digits_run(killed_and_resumed):
 def training_step_masks(model_dir, images):
     """The mask the IR² training step applies to this batch, captured from
     the training step itself."""
-    from ir2net_tf.export.source import from_model_dir
+    from ir2net_tf.runs.loading import load_run
 
-    model, _ = from_model_dir(model_dir, logits=True)
+    model = load_run(model_dir, logits=True).model
     trainer = training.IR2Trainer(model)
     captured = []
     original = training.restrict

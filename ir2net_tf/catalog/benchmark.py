@@ -22,6 +22,7 @@ from typing import Callable, List, Optional, Tuple
 import tensorflow as tf
 
 from ir2net_tf import deploy, zoo
+from ir2net_tf.catalog import measured
 from ir2net_tf.complexity import complexity
 from ir2net_tf.files import atomic_write, check_writable_dir
 
@@ -38,6 +39,7 @@ class Entry:
     ir2: bool = False  # trained with the IR² step
     dataset: str = "imagenet2012"
     size: Optional[int] = None  # fixed input size (CIFAR models)
+    key: Optional[Tuple[str, str]] = None  # (zoo model, variant) of a zoo row, for --weights
 
 
 def _zoo(name, **kwargs):
@@ -60,7 +62,7 @@ def entries() -> List[Entry]:
             result.append(Entry(
                 f"{spec.name}-{name}", _zoo(spec.name, variant=name), variant.paper_top1,
                 variant.source if variant.paper_top1 else "", ir2=True, dataset=spec.dataset,
-                size=None if _is_imagenet(spec) else spec.input_size,
+                size=None if _is_imagenet(spec) else spec.input_size, key=(spec.name, name),
             ))
     result += [
         Entry(BASELINE, _zoo("IR2ResNet18", recovery=False), source="(ours, no recovery head)"),
@@ -177,6 +179,8 @@ def markdown(rows: List[dict], threads, header: str) -> str:
     ]
     for r in rows:
         top1 = f"{r['reported_top1']:.1f} % {r['source']}" if r["reported_top1"] else r["source"]
+        if r.get("measured_top1") is not None:
+            top1 += f"; measured {r['measured_top1']:.1f} % (.tflite) / {r['measured_keras_top1']:.1f} % (Keras)"
         train = " / ".join(
             _fmt(r.get(k), ".1f") for k in ("train_ir2_images_per_second", "train_plain_images_per_second")
         ) if ("train_plain_images_per_second" in r) else "–"
@@ -189,7 +193,7 @@ def markdown(rows: List[dict], threads, header: str) -> str:
         "",
         f"× columns: ratio to the {BASELINE} (IR2ResNet18 without recovery head; ImageNet models only). "
         "Latency: median of LCE's Python interpreter on this host, fastest kernel option per thread count. "
-        "Accuracies are reported by their sources, not measured here.",
+        "Accuracies are reported by their sources, not measured here." + measured.note(rows),
     ]
     return "\n".join(lines)
 
@@ -238,6 +242,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cache_dir", help="keep the .tflite files here and reuse them on the next run "
                                             "(created if missing)")
     parser.add_argument("--output_dir", default="benchmark", help="where results.json/.md and tradeoff.png go")
+    measured.add_arguments(parser)
 
 
 def run(args) -> int:
@@ -246,6 +251,11 @@ def run(args) -> int:
         if folder:
             check_writable_dir(folder, option=option)
     train = {e.name for e in chosen} if args.train == ["all"] else set(args.train)
+    weights = measured.parse_weights(args.weights, args.dataset)
+    rows_with_weights = {e.key for e in chosen if e.key}
+    unmatched = [f"{name}:{variant}" for name, variant in weights if (name, variant) not in rows_with_weights]
+    if unmatched:
+        raise ValueError(f"--weights for {', '.join(unmatched)}: no such zoo row in this benchmark.")
     rows, flatbuffers = [], []
     started = time.perf_counter()
     for index, entry in enumerate(chosen, start=1):
@@ -253,6 +263,10 @@ def run(args) -> int:
               + (", training" if entry.name in train else "") + " …", flush=True)
         row, flatbuffer = measure(entry, size=args.size, train=entry.name in train, train_batch=args.train_batch,
                                   cache_dir=args.cache_dir)
+        if entry.key in weights:
+            row.update(measured.measure_accuracy(*entry.key, weights[entry.key], dataset=args.dataset,
+                                                 data_dir=args.data_dir, image_size=args.image_size,
+                                                 padding=args.padding))
         rows.append(row)
         flatbuffers.append(flatbuffer)
         how = "reused" if row["convert_seconds"] is None else f"converted in {row['convert_seconds']:.1f} s"

@@ -2,6 +2,7 @@
 
   python -m zoo list [--json]             every model and variant: parameters, BOPs,
                                           FLOPs, size, the paper's accuracy
+      [--weights NAME[:V]=FILE --dataset D] and the measured .tflite accuracy
   python -m zoo summary NAME [--variant X] the per-layer Larq summary of one model
   python -m zoo benchmark [...]            conversion, host latency, size and training
                                           throughput of the IR² models and anchors
@@ -23,21 +24,23 @@ import sys  # noqa: E402
 
 from ir2net_tf import zoo
 from ir2net_tf.deploy import DeployError
-from ir2net_tf.catalog import benchmark, show_restriction
+from ir2net_tf.catalog import benchmark, measured, show_restriction
 
 
 def cmd_list(args) -> int:
-    from ir2net_tf.catalog.table import catalog_rows, markdown_table
+    from ir2net_tf.catalog.table import COLUMNS, add_measured, catalog_rows, markdown_table
 
+    chosen = measured.parse_weights(args.weights, args.dataset)
     rows = catalog_rows(progress=not args.json, models=args.models)
+    add_measured(rows, chosen, args, progress=not args.json)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
     else:
-        print(markdown_table(rows))
+        print(markdown_table(rows, COLUMNS + measured.COLUMNS if chosen else COLUMNS))
         print(
             "\nFLOPs = BOPs / 64 + full-precision MACs. Sizes count binary weights at 1 bit. "
-            "Accuracies are the paper's reported ImageNet / CIFAR-10 figures, not ours."
+            "Accuracies are the paper's reported ImageNet / CIFAR-10 figures, not ours." + measured.note(rows)
         )
     return 0
 
@@ -76,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("list", help="one row per model and variant")
     p.add_argument("models", nargs="*", help="only these models (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    measured.add_arguments(p)
     p.set_defaults(run=cmd_list)
     p = commands.add_parser("summary", help="the per-layer Larq summary of a model")
     p.add_argument("name", help=f"one of {', '.join(zoo.MODELS)}")

@@ -33,13 +33,13 @@ def add_arguments(parser) -> None:
 
 
 def _load_model(args):
-    from ir2net_tf.export.source import build_model, from_model_dir
+    from ir2net_tf.runs.loading import build_model, load_run
 
     if bool(args.model_dir) == bool(args.model):
         raise ValueError("Give exactly one of --model_dir DIR or --model NAME.")
     if args.model_dir:
-        model, config = from_model_dir(args.model_dir, logits=True)
-        return model, config["model"]
+        run = load_run(args.model_dir, logits=True)
+        return run.model, run.config["model"]
     from ir2net_tf import zoo
 
     variant = zoo.get_spec(args.model).parse_variant(args.variant)
@@ -57,11 +57,11 @@ def _load_images(args, input_shape) -> Tuple[np.ndarray, List[str]]:
         count = min(args.digits, len(held_out))
         images = normalize(held_out[:count] / 255.0).numpy()
         return images, [f"digit{i:03d}_label{labels[i]}" for i in range(count)]
-    from ir2net_tf.export.inputs import _image_files, load_images
+    from ir2net_tf.export.inputs import image_files, load_images
 
     images, _ = load_images(args.images, input_shape)
     if os.path.isdir(args.images) or not args.images.endswith((".npy", ".npz")):
-        names = [os.path.splitext(os.path.basename(p))[0] for p in _image_files(args.images)]
+        names = [os.path.splitext(os.path.basename(p))[0] for p in image_files(args.images)]
     else:
         names = [f"image{i:03d}" for i in range(len(images))]
     return images, names[: len(images)]

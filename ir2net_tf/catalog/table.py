@@ -44,6 +44,21 @@ def catalog_rows(progress: bool = True, models=None) -> list:
     return [catalog_row(name, variant) for name, variant in tqdm(pairs, disable=not progress, desc="building models")]
 
 
+def add_measured(rows, chosen, args, progress: bool = True) -> None:
+    """Adds measured accuracy to the rows whose (model, variant) has weights in ``chosen``."""
+    from ir2net_tf.catalog.measured import measure_accuracy
+
+    known = set(zoo.model_variants())
+    unknown = [f"{name}:{variant}" for name, variant in chosen if (name, variant) not in known]
+    if unknown:
+        raise ValueError(f"--weights for {', '.join(unknown)}: no such model and variant in the zoo.")
+    for row in rows:
+        key = (row["model"], row["variant"])
+        if key in chosen:
+            row.update(measure_accuracy(*key, chosen[key], dataset=args.dataset, data_dir=args.data_dir,
+                                        image_size=args.image_size, padding=args.padding, progress=progress))
+
+
 def _cell(key, value) -> str:
     if value is None:
         return "–"
@@ -51,7 +66,7 @@ def _cell(key, value) -> str:
         return f"{value / 1e6:,.1f}M"
     if key == "deployed_mb":
         return f"{value:.2f}"
-    if key in ("paper_top1", "paper_top5"):
+    if key.endswith(("top1", "top5")):  # the paper's and measured accuracies, in percent
         return f"{value:.1f} %"
     if isinstance(value, int):
         return f"{value:,}"

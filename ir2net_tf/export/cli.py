@@ -1,6 +1,9 @@
 """Export a model to an LCE flatbuffer: ``python -m export --model-dir runs/demo``
 or ``python -m export --model IR2ResNet18 --variant B --weights w.weights.h5``.
 
+From a model directory the file is checked against Keras on the run's own
+held-out images (``--verify-images``), with both accuracies; ``--evaluate
+DATASET`` measures the file's top-1/top-5 on a whole validation split.
 Writes ``<output>.tflite`` (only when the checks pass) and ``<output>.json``
 (always), prints a summary. Exit status: 0 exported and verified, 1 a check
 failed, 2 bad arguments or inputs.
@@ -15,10 +18,13 @@ import argparse
 import sys
 import time
 
-from ir2net_tf import deploy
+from ir2net_tf import data, deploy, evaluation, zoo
 from ir2net_tf.deploy import DeployError
 
-from ir2net_tf.export import inputs, report, source
+from ir2net_tf.export import inputs, report
+from ir2net_tf.runs import loading
+
+DEFAULT_VERIFY_IMAGES = 400  # all 360 held-out digits; a few seconds for an ImageNet model
 
 
 def parse_args(argv):
@@ -44,7 +50,16 @@ def parse_args(argv):
                    help="LCE's experimental default int8 range (dummy quantization, latency tests only).")
     p.add_argument("--no-verify", "--no_verify", action="store_true", help="Skip the Keras/LCE parity check.")
     p.add_argument("--images", help=".npy/.npz array (npz: x, y) or image file/folder for the parity check.")
-    p.add_argument("--random-samples", "--random_samples", type=int, default=64, help="Random inputs (default 64).")
+    p.add_argument("--verify-images", "--verify_images", type=int, default=DEFAULT_VERIFY_IMAGES, metavar="N",
+                   help="With --model-dir: the first N images of the run's held-out split for the parity check, "
+                   f"with labels (default {DEFAULT_VERIFY_IMAGES}; 0 = none).")
+    p.add_argument("--random-samples", "--random_samples", type=int, default=64,
+                   help="Random inputs, an extra parity check (default 64).")
+    p.add_argument("--evaluate", metavar="DATASET",
+                   help="Top-1/top-5 of the .tflite (LCE's interpreter) and of Keras on the whole validation split "
+                   "of DATASET: digits, a tensorflow-datasets name or an image folder (as `python -m train`).")
+    p.add_argument("--data-dir", "--data_dir", help="tensorflow-datasets data directory for --evaluate.")
+    p.add_argument("--batch-size", "--batch_size", type=int, default=64, help="Batch size of --evaluate (64).")
     p.add_argument("--min-agreement", "--min_agreement", type=float,
                    help=f"Smallest acceptable top-1 agreement (default {deploy.DEFAULT_MIN_AGREEMENT}; "
                    f"{deploy.RANDOM_WEIGHTS_MIN_AGREEMENT} for random weights).")
@@ -58,15 +73,18 @@ def parse_args(argv):
 def _default_output(args) -> str:
     if args.model_dir:
         return os.path.join(args.model_dir, "model.tflite")
-    spec = source.model_spec(args.model)
-    variant = source.parse_variant(spec, args.variant)
+    spec = zoo.get_spec(args.model)
+    variant = spec.parse_variant(args.variant)
     suffix = f"_{variant}" if args.variant is not None and variant != spec.default_variant else ""
     return f"{args.model}{suffix}.tflite"
 
 
 def load_model(args):
+    """(model, its description, the LoadedRun or None for a zoo model)."""
     if args.model_dir:
-        return source.from_model_dir(args.model_dir, weights=args.weights, logits=args.logits)
+        run = loading.load_run(args.model_dir, weights=args.weights, logits=args.logits)
+        return run.model, {"model": run.config["model"], "weights": run.weights, **run.options,
+                           "dataset": run.config.get("dataset")}, run
     options = {
         "num_classes": args.num_classes,
         "pad_values": args.pad_values,
@@ -75,16 +93,31 @@ def load_model(args):
     }
     if args.variant is not None:
         options["variant"] = args.variant
-    model = source.build_model(args.model, weights=args.weights, input_size=args.input_size, logits=args.logits,
-                               **options)
+    model = loading.build_model(args.model, weights=args.weights, input_size=args.input_size, logits=args.logits,
+                                **options)
     if args.weights is None:
         deploy.randomize_batch_norm(model)
-    return model, {"model": args.model, "weights": args.weights, **options}
+    return model, {"model": args.model, "weights": args.weights, **options}, None
 
 
-def verify(args, model, flatbuffer) -> dict:
+def _held_out(args, run):
+    """The run's held-out images and labels, preprocessed as training evaluated them."""
+    try:
+        dataset = run.dataset(args.data_dir)
+    except ValueError as error:
+        raise DeployError(
+            f"Cannot load the run's held-out data: {error} Pass --data-dir, or --verify-images 0 to skip this check."
+        ) from error
+    images, labels = evaluation.held_out(dataset, args.verify_images)
+    return dataset, images, labels
+
+
+def verify(args, model, flatbuffer, run=None) -> dict:
     shape = tuple(model.input_shape[1:])
     figures = {}
+    if run is not None and args.verify_images > 0 and run.settings:
+        dataset, images, labels = _held_out(args, run)
+        figures["held-out"] = {**deploy.parity(model, flatbuffer, images, labels), "dataset": dataset.name}
     if args.random_samples > 0:
         figures["random"] = deploy.parity(model, flatbuffer, deploy.random_inputs(shape, args.random_samples))
     if args.images:
@@ -98,7 +131,12 @@ def export(args) -> dict:
     output = args.output or _default_output(args)
     deploy.check_writable(output)
     deploy.check_writable(report.report_path(output))
-    model, described = load_model(args)
+    if args.verify_images < 0 or args.batch_size < 1:
+        raise DeployError("--verify-images must be 0 or more and --batch-size 1 or more.")
+    try:
+        model, described, run = load_model(args)
+    except ValueError as error:  # unknown model or option, weights that do not fit
+        raise DeployError(str(error)) from error
     start = time.perf_counter()
     flatbuffer = deploy.convert(
         model, target=args.target, input_type=args.input_type, output_type=args.output_type,
@@ -121,7 +159,7 @@ def export(args) -> dict:
         threshold = args.min_agreement
         if threshold is None:
             threshold = deploy.RANDOM_WEIGHTS_MIN_AGREEMENT if random_weights else deploy.DEFAULT_MIN_AGREEMENT
-        result["parity"] = verify(args, model, flatbuffer)
+        result["parity"] = verify(args, model, flatbuffer, run)
         result["min_agreement"] = threshold
         failures += [
             f"top-1 agreement on {name} inputs {100 * f['top1_agreement']:.1f} % < {100 * threshold:.1f} %"
@@ -134,6 +172,12 @@ def export(args) -> dict:
                 "LCE computes zero-padded binary convolutions wrongly on maps smaller than the kernel: "
                 f"{', '.join(hazards)}; export a larger --input-size or use --pad-values 1"
             )
+    if args.evaluate:
+        result["evaluation"] = evaluate(args, model, flatbuffer, run)
+        threshold = args.min_agreement if args.min_agreement is not None else deploy.DEFAULT_MIN_AGREEMENT
+        if result["evaluation"]["agreement"] < threshold:
+            failures.append(f"top-1 agreement on {args.evaluate} {100 * result['evaluation']['agreement']:.2f} % "
+                            f"< {100 * threshold:.1f} %")
     if args.latency_runs > 0:
         result["latency"] = deploy.measure_latency(
             flatbuffer, kernels=args.kernels, threads=args.threads, runs=args.latency_runs
@@ -148,11 +192,24 @@ def export(args) -> dict:
     return result
 
 
+def evaluate(args, model, flatbuffer, run) -> dict:
+    """The --evaluate figures; the run's own preprocessing when it trained on that dataset."""
+    same = run is not None and run.settings.get("dataset") == args.evaluate
+    try:
+        if same:
+            dataset = run.dataset(args.data_dir)
+        else:
+            dataset = data.load(args.evaluate, image_size=model.input_shape[1], data_dir=args.data_dir)
+        return evaluation.evaluate(model, dataset, flatbuffer=flatbuffer, batch_size=args.batch_size)
+    except ValueError as error:
+        raise DeployError(f"--evaluate {args.evaluate}: {error}") from error
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         result = export(args)
-    except DeployError as error:
+    except (DeployError, ValueError) as error:  # ValueError: an unknown model or variant, an unwritable output
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(report.summary(result))

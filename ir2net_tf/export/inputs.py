@@ -28,7 +28,9 @@ def _prepare(images: np.ndarray, size: int) -> np.ndarray:
     return data.normalize(images).numpy()
 
 
-def _image_files(path: str):
+def image_files(path: str):
+    """The image files ``path`` names: itself, or a folder's images
+    (``IMAGE_SUFFIXES``) sorted by name; what ``load_images`` reads, in order."""
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
         return [os.path.join(path, n) for n in names]
@@ -62,7 +64,7 @@ def load_images(path: str, input_shape, limit: int = 1000) -> Tuple[np.ndarray, 
                 f"{tuple(input_shape)}. Give uint8 images (resized for you) or prepared ones of that shape."
             )
         return images.astype(np.float32), labels
-    files = _image_files(path)[:limit]
+    files = image_files(path)[:limit]
     if not files:
         raise DeployError(f"--images {path!r} holds no image files ({', '.join(IMAGE_SUFFIXES)}).")
     try:

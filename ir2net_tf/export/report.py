@@ -14,13 +14,16 @@ def to_json(report: Dict) -> bytes:
 
 
 def _parity_line(name: str, figures: Dict) -> str:
+    if "dataset" in figures:
+        name = f"{name} {figures['dataset']}"
     line = (
         f"  {name}: {figures['samples']} inputs, top-1 agreement {100 * figures['top1_agreement']:.1f} %, "
         f"max |diff| {figures['max_abs_diff']:.3g} (outputs up to {figures['max_abs_output']:.3g}), "
         f"{100 * figures['close_fraction']:.0f} % of inputs equal up to rounding"
     )
     if "keras_accuracy" in figures:
-        line += f", accuracy Keras {100 * figures['keras_accuracy']:.1f} % / LCE {100 * figures['lce_accuracy']:.1f} %"
+        line += (f", top-1 accuracy Keras {100 * figures['keras_accuracy']:.2f} % / "
+                 f".tflite {100 * figures['lce_accuracy']:.2f} %")
     return line
 
 
@@ -40,6 +43,10 @@ def summary(report: Dict) -> str:
     lines += [f"  census problem: {p}" for p in census["problems"]]
     for name, figures in report.get("parity", {}).items():
         lines.append(_parity_line(name, figures))
+    if "evaluation" in report:
+        from ir2net_tf.evaluation import summary as evaluation_summary
+
+        lines.append("  evaluation on " + evaluation_summary(report["evaluation"]))
     for row in report.get("latency", []):
         lines.append(
             f"  host latency ({row['kernel']}, {row['threads']} thread{'s' * (row['threads'] > 1)}): "

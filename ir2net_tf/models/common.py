@@ -4,6 +4,7 @@ facts of each model come from its ``ModelSpec`` (``ir2net_tf.models.spec``)."""
 
 import dataclasses
 import os
+import re
 from typing import Optional, Sequence, Union
 
 import tensorflow as tf
@@ -191,15 +192,26 @@ def build_zoo_model(
     return model
 
 
+def _first_mismatch(error: Exception) -> str:
+    """Where Keras's error says the file and the model part: the first layer
+    that did not fit and both shapes, when Keras names them."""
+    # Keras names the first variable that did not fit ("stem_conv/kernel:0").
+    match = re.search(r"variable '\s*([^/']+)/", str(error))
+    where = f" at layer {match.group(1)!r}" if match else ""
+    shapes = re.search(r"variable shape (\([^)]*\)), and the assigned value shape (\([^)]*\))", str(error))
+    return where + (f" (model expects {shapes.group(1)}, file holds {shapes.group(2)})" if shapes else "")
+
+
 def load_weights(model: tf.keras.Model, path) -> None:
-    """Loads a weights file, with an error that names the file and the model."""
+    """Loads a weights file, with an error that names the file, the model and
+    the first layer that does not fit."""
     try:
         model.load_weights(str(path))
     except (ValueError, tf.errors.OpError, OSError) as error:
         raise ValueError(
-            f"The weights file {str(path)!r} does not match model {model.name!r}: "
-            f"{error}. Build the model with the same name, variant, input size and "
-            "num_classes as the run that saved it."
+            f"The weights file {str(path)!r} does not match model {model.name!r}{_first_mismatch(error)}: "
+            f"{error}. Build the model with the same name, variant, input size, "
+            "num_classes, padding and recovery setting as the run that saved it."
         ) from error
 
 

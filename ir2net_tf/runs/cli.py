@@ -50,7 +50,8 @@ flags.DEFINE_boolean("weight_clip", None, "Clip latent binary weights to [-1, 1]
 flags.DEFINE_boolean("recovery", None, "Information recovery head (false: bare backbone baseline).")
 flags.DEFINE_integer("seed", None, "Seed of data order, augmentation and initialization.")
 # How to run it; these may change between invocations of the same run.
-flags.DEFINE_enum("mode", "train", ["train", "evaluate"], "train, or report top-1/top-5 of saved weights.")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate"], "train, or report top-1/top-5 of saved weights: a "
+                  "run's (--model_dir), or any weights file of a zoo model (--model --weights --dataset).")
 flags.DEFINE_string("model_dir", "runs/demo", "Where the run's config, checkpoints, weights and logs go.")
 flags.DEFINE_boolean("overwrite", False, "Delete a different run found in --model_dir and start afresh.")
 flags.DEFINE_integer("checkpoint_every", 500, "Save a checkpoint every N steps (and at every epoch's end).")
@@ -62,6 +63,8 @@ flags.DEFINE_boolean("restriction_shortcut", True, "When the mask keeps every pi
                      "second pass (its result is the first's; batch-norm moving statistics updated in closed form).")
 flags.DEFINE_string("init_weights", None, "Stage-1 weights for --stage 2 (default: the model directory's).")
 flags.DEFINE_string("weights", None, "--mode evaluate: weights file (default: the run's best).")
+flags.DEFINE_enum("padding", None, ["same", "pytorch"], "--mode evaluate --model: 'pytorch' for weights from "
+                  "`python -m zoo import-pytorch` (ImageNet models).")
 flags.DEFINE_integer("verbose", 1, "Progress bars (1) or none (0).")
 
 TRAINING_FLAGS = (
@@ -81,20 +84,41 @@ def settings_from_flags() -> dict:
     return settings
 
 
+def evaluate_arguments() -> dict:
+    """run.evaluate's arguments: a run's model directory, or with --model a
+    zoo model whose options (--variant, --padding, --pad_values,
+    --recovery) the weights file must fit."""
+    common = {"weights": FLAGS.weights, "data_dir": FLAGS.data_dir, "batch_size": FLAGS.batch_size,
+              "verbose": FLAGS.verbose, "dataset": FLAGS.dataset, "image_size": FLAGS.image_size}
+    if not FLAGS.model:
+        return {"model_dir": FLAGS.model_dir, **common}
+    from ir2net_tf import zoo
+
+    options = {"padding": FLAGS.padding, "pad_values": FLAGS.pad_values, "recovery": FLAGS.recovery}
+    if FLAGS["variant"].present:
+        options["variant"] = None if FLAGS.variant in ("", "none", "None") else FLAGS.variant.upper()
+    else:
+        options["variant"] = zoo.get_model_info(FLAGS.model).default_variant
+    return {"model": FLAGS.model, **common, **options}
+
+
 def main(argv):
     if len(argv) > 1:
         raise SystemExit(f"error: unexpected arguments {argv[1:]}; flags are --name=value.")
     from ir2net_tf.runs import run  # after absl parsed flags
 
     # TensorFlow logs this at INFO on every checkpoint save, burying the progress.
-    logging.get_absl_handler().addFilter(lambda record: "Sharding callback" not in record.getMessage())
+    # Keras warns that our per-step bookkeeping (step counter, checkpoint
+    # check) is "slow compared to the batch time" on the tiny demo batches;
+    # nothing a user can act on.
+    noise = ("Sharding callback", "is slow compared to the batch time")
+    logging.get_absl_handler().addFilter(lambda record: not any(n in record.getMessage() for n in noise))
 
     try:
         if FLAGS.mode == "evaluate":
-            result = run.evaluate(FLAGS.model_dir, weights=FLAGS.weights, data_dir=FLAGS.data_dir,
-                                  batch_size=FLAGS.batch_size, verbose=FLAGS.verbose)
-            top5 = "n/a" if result["top5"] is None else f"{100 * result['top5']:.2f} %"
-            print(f"{result['weights']}: top-1 {100 * result['top1']:.2f} %, top-5 {top5}")
+            result = run.evaluate(**evaluate_arguments())
+            print(f"{result['weights']} on {result['dataset']} ({result['examples']} images): "
+                  f"top-1 {100 * result['top1']:.2f} %, top-5 {100 * result['top5']:.2f} %")
             print(json.dumps(result))
             return
         settings = settings_from_flags()
