@@ -63,8 +63,9 @@ def binary_conv(
         filters: output channels.
         kernel_size: square kernel size.
         strides: stride in both directions.
-        binary_weights: ``True`` for 1-bit weights (``ste_sign``). ``False`` is step 1 of the two-step
-            ImageNet recipe: real-valued weights, still binary activations.
+        binary_weights: ``True`` for 1-bit weights (``ste_sign``). ``False``
+            is step 1 of the two-step ImageNet recipe: real-valued weights,
+            still binary activations.
             Both settings create the same variables under the same names, so
             step-1 weights load into the step-2 model unchanged.
         pad_values: the value the *binarized* input is padded with. The

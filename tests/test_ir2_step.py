@@ -95,7 +95,6 @@ _SHORTCUT_SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     tf.keras.backend.set_floatx("float64")
     import larq as lq
-    from ir2net_tf import zoo
     from ir2net_tf.restriction import restriction_mask
     from ir2net_tf.training import IR2Trainer, moving_statistics, with_feature_map
     from ir2net_tf.zoo import FEATURES_LAYER
@@ -111,9 +110,6 @@ _SHORTCUT_SCRIPT = textwrap.dedent("""
         x = tf.keras.layers.BatchNormalization(momentum=0.9)(x)
         x = tf.keras.layers.Activation("linear", name=FEATURES_LAYER)(x)
         return tf.keras.Model(inputs, tf.keras.layers.Dense(CLASSES)(tf.keras.layers.GlobalAveragePooling2D()(x)))
-
-    def resnet20():
-        return zoo.build("IR2ResNet20", input_shape=(SIZE, SIZE, 3), classifier_activation=None, num_classes=CLASSES)
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, SIZE, SIZE, 3)); x[:, :4, :4] += 3
@@ -154,7 +150,7 @@ _SHORTCUT_SCRIPT = textwrap.dedent("""
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     print(json.dumps({
-        "function": compare(build=resnet20, images=x, lam=1e-6),
+        "function": compare(build=tiny, images=x, lam=1e-6),
         "erasing": compare(build=tiny, images=x, lam=1.0),
         "xla": compare(build=tiny, images=x, lam=1e-6, jit=True),
         "mirrored": compare(build=tiny, images=mixed, lam=0.2, strategy=mirrored),
@@ -205,31 +201,40 @@ def test_latent_weight_beyond_one_keeps_its_value_unless_clipped(weight_clip, ex
     assert np.abs(layer.kernel.numpy().flat[1:] - kernel.flat[1:]).max() > 1e-4
 
 
-@pytest.mark.parametrize("name", ["IR2ResNet20", "IR2ResNet18CIFAR", "IR2VGGSmall"])
-def test_cifar_pytorch_padding_exports_every_binary_conv_as_lce_bconv(name):
-    from ir2net_tf import deploy
+@pytest.mark.parametrize("name, strided", [("IR2ResNet20", 2), ("IR2ResNet18CIFAR", 3), ("IR2VGGSmall", 0)])
+def test_cifar_pytorch_padding_pads_strided_binary_convs_symmetrically(name, strided):
     from ir2net_tf.layers import PyTorchPadQuantConv2D
 
     size = 8 if name == "IR2ResNet20" else 16
     same = zoo.build(name, input_shape=(size, size, 3))
     model = zoo.build(name, input_shape=(size, size, 3), padding="pytorch")
-    strided = [layer for layer in model.layers if isinstance(layer, PyTorchPadQuantConv2D)]
-    assert len(strided) == {"IR2ResNet20": 2, "IR2ResNet18CIFAR": 3, "IR2VGGSmall": 0}[name]
+    assert sum(isinstance(layer, PyTorchPadQuantConv2D) for layer in model.layers) == strided
     assert [w.shape for w in model.weights] == [w.shape for w in same.weights]  # weights move freely
+    if strided:
+        model.set_weights(same.get_weights())
+        x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype(np.float32)
+        assert np.abs(model(x).numpy() - same(x).numpy()).max() > 1e-4  # the padding does change the output
+
+
+def test_cifar_pytorch_padding_exports_every_binary_conv_as_lce_bconv():
+    from ir2net_tf import deploy
+
+    model = zoo.build("IR2ResNet20", input_shape=(SIZE, SIZE, 3), padding="pytorch")
     census = deploy.op_census(deploy.convert(model))
-    assert census.get("LceBconv2d", 0) == deploy.keras_conv_counts(model)["binary_convs"] > 0
+    assert census.get("LceBconv2d", 0) == deploy.keras_conv_counts(model)["binary_convs"] == 18
 
 
-def test_step_benchmark_times_both_regimes(capsys):
-    from ir2net_tf.catalog.cli import main
+def test_step_ratios_time_both_regimes():
+    from test_train_step import tiny_binary_model
 
-    assert main(["step-benchmark", "--model", "IR2ResNet20", "--image_size", "8", "--rounds", "2", "--steps", "1",
-                 "--erased", "0.25"]) == 0
-    out = capsys.readouterr().out
-    result = json.loads(out.strip().splitlines()[-1])
+    from ir2net_tf.catalog.cli import build_parser
+    from ir2net_tf.throughput import step_ratios
+
+    result = step_ratios(tiny_binary_model(), erased=0.25, rounds=2, steps=1)
     assert result["kept"]["kept"] == 1.0
     assert result["erasing"]["kept"] == pytest.approx(0.75, abs=0.02)
     for regime in ("kept", "erasing"):
         ratio = result[regime]["ratio"]
         assert len(ratio["rounds"]) == 2 and 0 < ratio["q1"] <= ratio["median"] <= ratio["q3"]
-    assert "ratio" in out and "IQR" in out
+    args = build_parser().parse_args(["step-benchmark", "--erased", "0.5", "--rounds", "3"])
+    assert (args.model, args.batch_size, args.erased, args.rounds) == ("IR2ResNet18", 8, 0.5, 3)
