@@ -44,7 +44,6 @@ def evaluate(
     flatbuffer: Optional[bytes] = None,
     batch_size: int = 64,
     num_threads: Optional[int] = None,
-    limit: Optional[int] = None,
     progress: bool = True,
 ) -> dict:
     """Top-1/top-5 of ``model`` (and of ``flatbuffer``) on the validation split.
@@ -56,7 +55,6 @@ def evaluate(
         flatbuffer: the model's ``.tflite`` bytes, or None for Keras only.
         batch_size: images per Keras call and per interpreter call.
         num_threads: interpreter threads (default: all cores).
-        limit: evaluate the first ``limit`` images only.
         progress: show a progress bar.
 
     Returns:
@@ -80,14 +78,11 @@ def evaluate(
     runner = None
     if flatbuffer is not None:
         runner = deploy.FlatbufferRunner(flatbuffer, batch_size=batch_size, num_threads=num_threads or _cores())
-    total = dataset.eval_examples if limit is None else min(limit, dataset.eval_examples)
     pipeline = dataset.evaluation(batch_size)
     keras_hits, lce_hits, agree, count = np.zeros(2, int), np.zeros(2, int), 0, 0
-    with tqdm(total=total, unit="img", desc=f"evaluating on {dataset.name}", disable=not progress) as bar:
+    with tqdm(total=dataset.eval_examples, unit="img", desc=f"evaluating on {dataset.name}", disable=not progress) as bar:
         for images, labels in pipeline:
             images, labels = images.numpy(), labels.numpy()
-            if limit is not None:
-                images, labels = images[: limit - count], labels[: limit - count]
             keras_out = model.predict_on_batch(images)
             keras_hits += _hits(keras_out, labels)
             if runner is not None:
@@ -96,8 +91,6 @@ def evaluate(
                 agree += int(np.sum(lce_out.argmax(-1) == keras_out.argmax(-1)))
             count += len(labels)
             bar.update(len(labels))
-            if limit is not None and count >= limit:
-                break
     if count == 0:
         raise ValueError(f"The {dataset.name} validation split is empty.")
     result = {"dataset": dataset.name, "examples": count, "keras": _figures(*keras_hits, count)}

@@ -262,3 +262,105 @@ def test_mode_evaluate_of_a_run_on_its_held_out_split(digits_run, capsys):
     _, x_test, _, y_test = data.digits_arrays(16)
     by_hand = correct(digits_model(digits_run).predict(prepared(x_test), verbose=0), y_test) / len(y_test)
     assert result["examples"] == 360 and result["top1"] == by_hand
+
+
+# ------------------------------------------------ the catalog's measured accuracy
+
+
+def test_zoo_list_shows_measured_tflite_accuracy_beside_the_paper(digits_run, exported, monkeypatch, capsys):
+    from ir2net_tf.catalog import cli as zoo_cli, table
+
+    # Only the measured model's row: the others are built by test_zoo_cli.
+    monkeypatch.setattr(table, "model_variants", lambda: [("IR2ResNet20", None), ("IR2ResNet20", "A")])
+    weights = os.path.join(digits_run, artifacts.BEST_WEIGHTS)
+    code = zoo_cli.main(["list", "--json", "--weights", f"IR2ResNet20={weights}", "--dataset", "digits",
+                         "--image_size", "16"])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0
+    measured, other = rows
+    # The same weights, the same held-out digits: what the export measured on its file.
+    figures = exported[1]["parity"]["held-out"]
+    assert measured["measured_top1"] == pytest.approx(100 * figures["lce_accuracy"])
+    assert measured["measured_keras_top1"] == pytest.approx(100 * figures["keras_accuracy"])
+    assert measured["paper_top1"] is not None and measured["measured_examples"] == 360
+    assert "measured_top1" not in other
+
+    code = zoo_cli.main(["list", "--weights", f"IR2ResNet20={weights}"])
+    assert code == 2 and "--weights needs --dataset" in capsys.readouterr().err
+
+
+# ------------------------------------------ docs/deployment.md, command by command
+
+GUIDE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "deployment.md")
+# What the smallest form adds to a guide command: small inputs, no timing.
+SMALLEST = {
+    "export": ["--latency-runs", "0", "--random-samples", "8"],
+    "export IR2ResNet18": ["--input-size", "96", "--min-agreement", str(deploy.RANDOM_WEIGHTS_MIN_AGREEMENT)],
+    "train IR2ResNet18": ["--image_size=64"],
+    "import-pytorch": ["--input-size", "64"],
+}
+
+
+def guide_blocks(language):
+    """The guide's code blocks in ``language``, as lists of lines."""
+    blocks, current, inside = [], None, False
+    for line in open(GUIDE):
+        if line.startswith("```"):
+            if current is not None:
+                blocks.append(current)
+                current = None
+            elif line.strip() == f"```{language}":
+                current = []
+            continue
+        if current is not None:
+            current.append(line.rstrip("\n"))
+    return blocks
+
+
+def test_every_host_command_of_the_deployment_guide_runs(digits_run, tmp_path, monkeypatch, capsys):
+    """Each `python -m` command of docs/deployment.md, in its smallest form:
+    the demo run is the digits run, ImageNet is tfds's mock, the checkpoint
+    is a random one written here; the device commands are LCE's own."""
+    pytest.importorskip("torch", reason="PyTorch is optional: pip install -e '.[torch]'")
+    import shlex
+    import shutil
+
+    from ir2net_tf.catalog import cli as zoo_cli, table
+    from test_pytorch_import import ReferenceIR2ResNet, randomize, save_reference_checkpoint
+
+    commands = [line for block in guide_blocks("sh") for line in block if line.startswith("python -m ")]
+    # The order a user follows: import the checkpoint before using its weights.
+    commands.sort(key=lambda c: "import-pytorch" not in c)
+    assert len(commands) >= 7, commands
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(digits_run, "runs/demo")
+    save_reference_checkpoint(randomize(ReferenceIR2ResNet("B"), True, seed=11), "checkpoint.pth.tar")
+    monkeypatch.setattr(table, "model_variants", lambda: [("IR2ResNet20", None)])
+    images = np.random.default_rng(5).integers(0, 256, (6, 72, 80, 3), dtype=np.uint8)
+    ran = []
+    with mock_imagenet(images, np.arange(6)):
+        for command in commands:
+            argv = shlex.split(command.replace("~/tensorflow_datasets", "/nonexistent-tfds-dir"))[2:]
+            tool, extra = argv[0], []
+            if tool == "export":
+                extra = SMALLEST["export"] + (SMALLEST["export IR2ResNet18"] if "IR2ResNet18" in argv else [])
+                code = export_main(argv[1:] + extra)
+            elif tool == "train":
+                train_cli(capsys, *argv[1:], *(SMALLEST["train IR2ResNet18"] if "IR2ResNet18" in argv else []),
+                          "--verbose=0")
+                code = 0  # errors end in SystemExit
+            elif argv[1] == "import-pytorch":
+                code = zoo_cli.main(argv[1:] + SMALLEST["import-pytorch"])
+            else:
+                code = zoo_cli.main(argv[1:])
+            out, err = capsys.readouterr()
+            assert code == 0 and "Traceback" not in out + err, f"{command}\n{err}\n{out}"
+            ran.append(command)
+    assert any("--evaluate digits" in c for c in ran) and any("--mode evaluate --model IR2ResNet18" in c for c in ran)
+
+    # The host Python example, on the file the first export wrote.
+    (python_example,) = guide_blocks("python")
+    shutil.copy("runs/demo/model.tflite", "model.tflite")
+    exec("\n".join(python_example), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("[(1, 16, 16, 3)]") and len(printed[1].split()) == 8

@@ -22,7 +22,7 @@ from ir2net_tf import data, deploy, evaluation, zoo
 from ir2net_tf.deploy import DeployError
 
 from ir2net_tf.export import inputs, report
-from ir2net_tf.runs import loading
+from ir2net_tf.runs import artifacts, loading
 
 DEFAULT_VERIFY_IMAGES = 400  # all 360 held-out digits; a few seconds for an ImageNet model
 
@@ -72,7 +72,7 @@ def parse_args(argv):
 
 def _default_output(args) -> str:
     if args.model_dir:
-        return os.path.join(args.model_dir, "model.tflite")
+        return os.path.join(args.model_dir, artifacts.TFLITE)
     spec = zoo.get_spec(args.model)
     variant = spec.parse_variant(args.variant)
     suffix = f"_{variant}" if args.variant is not None and variant != spec.default_variant else ""
@@ -154,11 +154,11 @@ def export(args) -> dict:
         "census": deploy.check_census(deploy.op_census(flatbuffer), deploy.keras_conv_counts(model), args.target),
     }
     failures = list(result["census"]["problems"])
-    if not args.no_verify:
+    threshold = args.min_agreement
+    if threshold is None:
         random_weights = described.get("weights") is None
-        threshold = args.min_agreement
-        if threshold is None:
-            threshold = deploy.RANDOM_WEIGHTS_MIN_AGREEMENT if random_weights else deploy.DEFAULT_MIN_AGREEMENT
+        threshold = deploy.RANDOM_WEIGHTS_MIN_AGREEMENT if random_weights else deploy.DEFAULT_MIN_AGREEMENT
+    if not args.no_verify:
         result["parity"] = verify(args, model, flatbuffer, run)
         result["min_agreement"] = threshold
         failures += [
@@ -174,7 +174,6 @@ def export(args) -> dict:
             )
     if args.evaluate:
         result["evaluation"] = evaluate(args, model, flatbuffer, run)
-        threshold = args.min_agreement if args.min_agreement is not None else deploy.DEFAULT_MIN_AGREEMENT
         if result["evaluation"]["agreement"] < threshold:
             failures.append(f"top-1 agreement on {args.evaluate} {100 * result['evaluation']['agreement']:.2f} % "
                             f"< {100 * threshold:.1f} %")

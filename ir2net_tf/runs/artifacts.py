@@ -16,6 +16,7 @@ BEST_WEIGHTS = "best.weights.h5"
 FINAL_WEIGHTS = "final.weights.h5"
 CHECKPOINTS = "checkpoints"
 LOGS = "logs"
+TFLITE = "model.tflite"  # what `python -m export --model-dir` writes (and model.json beside it)
 METRIC_COLUMNS = (
     "stage", "epoch", "loss", "accuracy", "top5", "kept", "val_loss", "val_accuracy", "val_top5",
     "learning_rate", "seconds",
