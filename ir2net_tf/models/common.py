@@ -194,15 +194,11 @@ def build_zoo_model(
 
 
 def load_weights(model: tf.keras.Model, path) -> None:
-    """Loads a weights file, with an error that names the file and the model."""
-    try:
-        model.load_weights(str(path))
-    except (ValueError, tf.errors.OpError, OSError) as error:
-        raise ValueError(
-            f"The weights file {str(path)!r} does not match model {model.name!r}: "
-            f"{error}. Build the model with the same name, variant, input size and "
-            "num_classes as the run that saved it."
-        ) from error
+    """Loads a weights file, all of it or nothing (``ir2net_tf.weights``): a
+    file that does not fit the model is a ValueError naming what differs."""
+    from ir2net_tf.weights import load_weights as load_all_or_nothing
+
+    load_all_or_nothing(model, path)
 
 
 def with_feature_map(model: tf.keras.Model) -> tf.keras.Model:
