@@ -362,14 +362,23 @@ def check_tfds_source(builder, name: str, data_dir: Optional[str]) -> None:
     )
 
 
-def load_tfds(name, *, data_dir, manual_dir, image_size, augment, seed) -> Dataset:
-    import tensorflow_datasets as tfds
-
-    if data_dir is not None and not os.path.isdir(os.path.expanduser(data_dir)):
+def check_paths(name: str, data_dir: Optional[str]) -> None:
+    """The dataset's folder or ``data_dir`` exists (nothing is created for
+    a mistyped path); cheap, so that ``python -m train`` checks it before
+    writing anything."""
+    if name != "digits" and is_folder(name) and not os.path.isdir(os.path.expanduser(name)):
+        raise ValueError(f"Image folder {os.path.abspath(os.path.expanduser(name))!r} does not exist (--dataset).")
+    if data_dir is not None and not is_folder(name) and not os.path.isdir(os.path.expanduser(data_dir)):
         raise ValueError(
             f"--data_dir {data_dir!r} does not exist. Point it at the directory where {name!r} is prepared, "
             "or create it first to download the dataset into it."
         )
+
+
+def load_tfds(name, *, data_dir, manual_dir, image_size, augment, seed) -> Dataset:
+    import tensorflow_datasets as tfds
+
+    check_paths(name, data_dir)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # noqa: BLE001 — tfds raises its own not-found types

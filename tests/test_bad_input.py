@@ -228,6 +228,8 @@ def test_stage_1_rerun_reports_stage_1(tmp_path, capsys):
     (["--stage=1", "--init_weights=x.weights.h5"], "--init_weights"),
     (["--weights=x.weights.h5"], "--weights"),
     (["--mode=evaluate", "--epochs=3"], "--epochs"),
+    (["--dataset=./no_such_folder/"], "--dataset"),
+    (["--dataset=cifar10", "--data_dir=/no/such/tfds"], "--data_dir"),
 ])
 def test_bad_flags_are_refused_before_any_file(tmp_path, capsys, args, flag):
     folder = tmp_path / "run"

@@ -40,7 +40,7 @@ class Run:
     def __init__(self, settings, *, model_dir, overwrite=False, checkpoint_every=500, strategy="default",
                  tpu="", mixed_precision=False, jit_compile=False, verbose=1, init_weights=None):
         check_settings(settings)
-        seeding.make_repeatable(settings["seed"])
+        seeding.make_repeatable(settings["seed"], deterministic_ops=strategy == "default")
         self.settings = settings
         self.model_dir = model_dirs.prepare(model_dir)
         # Deletes nothing yet: the data must load first (model_dir.py).

@@ -9,9 +9,10 @@ ops. See docs/troubleshooting.md for what stays non-deterministic on GPUs.
 import tensorflow as tf
 
 
-def make_repeatable(seed: int) -> bool:
+def make_repeatable(seed: int, *, deterministic_ops: bool = True) -> bool:
     """Seeds Python, NumPy and TensorFlow with ``seed`` and, where no GPU
-    or TPU is in use, turns on TensorFlow's op determinism.
+    or TPU is in use and ``deterministic_ops``, turns on TensorFlow's op
+    determinism.
 
     On GPUs op determinism makes some training ops slower and others raise
     ``UnimplementedError`` (they have no deterministic GPU kernel), so there
@@ -20,13 +21,15 @@ def make_repeatable(seed: int) -> bool:
 
     Args:
         seed: the run's ``--seed``.
+        deterministic_ops: False for distributed runs, whose gradient
+            sums are not ordered anyway.
 
     Returns:
         Whether op determinism is on (bit-identical reruns on this machine).
     """
     tf.keras.utils.set_random_seed(seed)
     accelerators = tf.config.list_physical_devices("GPU") + tf.config.list_physical_devices("TPU")
-    if accelerators:
+    if accelerators or not deterministic_ops:
         return False
     tf.config.experimental.enable_op_determinism()
     return True

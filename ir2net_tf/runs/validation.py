@@ -9,7 +9,9 @@ import math
 import os
 from typing import Optional
 
-from ir2net_tf import zoo
+from absl import logging
+
+from ir2net_tf import data, zoo
 
 STAGES = ("1", "2", "both")
 PAD_VALUES = (0.0, 1.0)
@@ -43,13 +45,24 @@ def check_model(settings: dict) -> None:
         )
     size = settings["image_size"]
     try:
-        zoo.build(
+        model = zoo.build(
             info.name, input_shape=(size, size, 3), num_classes=2, variant=settings["variant"],
             recovery=settings["recovery"], binary_weights=True, pad_values=settings["pad_values"],
             classifier_activation=None,
         )
     except ValueError as error:
         raise ValueError(f"--image_size {size} does not fit {info.name}: {error}") from error
+    from ir2net_tf.deploy import zero_padding_hazards
+
+    hazards = zero_padding_hazards(model)
+    if hazards:
+        # Trains correctly; only its LCE export would compute these wrongly.
+        logging.warning(
+            "%s at --image_size %d with --pad_values 0 will not export correctly: LCE computes zero-padded "
+            "binary convolutions on maps smaller than the kernel wrongly (%s). For a deployable model use a "
+            "larger --image_size (≥ 96 for the ImageNet models) or --pad_values 1.",
+            info.name, size, ", ".join(hazards[:3]) + (" …" if len(hazards) > 3 else ""),
+        )
 
 
 def check_settings(settings: dict) -> None:
@@ -75,6 +88,7 @@ def check_settings(settings: dict) -> None:
         _at_least(settings, "stage2_weight_decay", 0, integer=False)
     if settings.get("pad_values") not in PAD_VALUES:
         raise ValueError(f"--pad_values must be 0 or 1 (what LCE supports); got {settings.get('pad_values')!r}.")
+    data.check_paths(settings["dataset"], settings.get("data_dir"))
     check_model(settings)
 
 
