@@ -17,6 +17,10 @@ import h5py
 import tensorflow as tf
 
 Layout = Dict[str, Tuple[int, ...]]  # weight path in the file → shape
+# A compiled model's files also hold its training state under these top-level
+# groups; they are not the model's weights, and Keras loads them only into a
+# model compiled the same way.
+TRAINING_STATE = ("optimizer", "metrics")
 _SHOWN = 6  # names listed per kind of difference
 
 
@@ -70,6 +74,10 @@ def _layer_names(model: tf.keras.Model) -> Dict[str, str]:
     return names
 
 
+def _weights_only(layout: Layout) -> Layout:
+    return {p: shape for p, shape in layout.items() if p.split("/", 1)[0] not in TRAINING_STATE}
+
+
 def _groups(paths) -> List[str]:
     return sorted({p.rsplit("/vars/", 1)[0] for p in paths})
 
@@ -82,7 +90,7 @@ def _listing(items: List[str]) -> str:
 def compare(model: tf.keras.Model, path: str, file_layout: Layout) -> None:
     """Raises WeightsMismatch unless ``file_layout`` holds exactly the model's
     weights, with the model's shapes."""
-    expected = model_layout(model)
+    expected, file_layout = _weights_only(model_layout(model)), _weights_only(file_layout)
     if expected == file_layout:
         return
     layer_name = _layer_names(model)

@@ -130,6 +130,22 @@ def test_matching_weights_load_completely(recovery_weights):
     assert all(np.array_equal(a, b) for a, b in zip(source.get_weights(), twin.get_weights()))
 
 
+def test_a_compiled_models_training_state_is_not_a_mismatch(tmp_path):
+    """Optimizer and metric variables in the file are not model weights."""
+    def dense():
+        inputs = tf.keras.Input((4,))
+        return tf.keras.Model(inputs, tf.keras.layers.Dense(2)(inputs))
+
+    trained = dense()
+    trained.compile("adam", "mse", metrics=["mae"])
+    trained.fit(np.ones((4, 4)), np.ones((4, 2)), verbose=0)
+    path = str(tmp_path / "compiled.weights.h5")
+    trained.save_weights(path)
+    fresh = dense()
+    weights.load_weights(fresh, path)
+    assert all(np.array_equal(a, b) for a, b in zip(trained.get_weights(), fresh.get_weights()))
+
+
 def test_export_refuses_partial_weights(recovery_weights, tmp_path, capsys):
     """The issue's command: --no-recovery with a recovery run's weights."""
     before = snapshot(tmp_path)
