@@ -10,9 +10,6 @@ class.
 
 import dataclasses
 import os
-import shutil
-import tempfile
-import weakref
 from typing import Callable, Optional, Tuple
 
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
@@ -461,11 +458,12 @@ def check_folder_classes(root: str, num_classes: int, split_counts: dict) -> Non
 
 
 def load_folder(root, *, image_size, augment, seed) -> Dataset:
-    """A folder of images via ``tfds.folder_dataset.ImageFolder``.
+    """A folder of images, as ``tfds.folder_dataset.ImageFolder`` reads it.
 
     Either ``root/<split>/<class>/*.jpg`` with a ``train`` split and a
     ``validation`` or ``test`` split, or ``root/<class>/*.jpg``, in which case
-    every 10th image (in ImageFolder's fixed order) is held out.
+    every 10th image (in ImageFolder's fixed order) is held out. Damaged
+    image files are named before any training (``check_image_folder``).
     """
     import tensorflow_datasets as tfds
 
@@ -488,34 +486,46 @@ def load_folder(root, *, image_size, augment, seed) -> Dataset:
         if augment == "auto":
             augment = "imagenet" if image_size >= 64 else "cifar"
         return _from_builder(builder, os.path.basename(root), image_size, augment, seed, image_size)
-    # A flat class layout: show it to ImageFolder as the single split "train".
-    view = tempfile.mkdtemp(prefix="ir2net_folder_")
-    os.symlink(root, os.path.join(view, "train"))
-    try:
-        builder = tfds.folder_dataset.ImageFolder(view)
-        count = int(builder.info.splits["train"].num_examples)
-        check_folder_classes(root, int(builder.info.features["label"].num_classes), {"train": count})
-        held_out = count // FOLDER_HOLDOUT_EVERY
-        if held_out < 1:
-            raise ValueError(f"Image folder {root!r} has {count} images; it needs at least {FOLDER_HOLDOUT_EVERY}.")
-    except BaseException:
-        shutil.rmtree(view, ignore_errors=True)
-        raise
+    # A flat class layout: the examples in the order ImageFolder would give
+    # them as its split "train", read straight from the folder.
+    classes, paths, labels = flat_examples(root)
+    count = len(paths)
+    check_folder_classes(root, len(classes), {"train": count})
+    held_out = count // FOLDER_HOLDOUT_EVERY
+    if held_out < 1:
+        raise ValueError(f"Image folder {root!r} has {count} images; it needs at least {FOLDER_HOLDOUT_EVERY}.")
 
     def source(keep_held_out):
-        ds = builder.as_dataset(split="train", as_supervised=True, decoders={"image": tfds.decode.SkipDecoding()})
-        ds = ds.enumerate().filter(lambda i, _: tf.equal(i % FOLDER_HOLDOUT_EVERY, 0) == keep_held_out)
-        return ds.map(lambda _, example: example)
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels)).enumerate()
+        ds = ds.filter(lambda i, _: tf.equal(i % FOLDER_HOLDOUT_EVERY, 0) == keep_held_out)
+        return ds.map(lambda _, example: (tf.io.read_file(example[0]), example[1]))
 
-    dataset = Dataset(
-        os.path.basename(root), int(builder.info.features["label"].num_classes), count - held_out, held_out,
+    return Dataset(
+        os.path.basename(root), len(classes), count - held_out, held_out,
         lambda epoch: _shuffled(source(False), count, seed, epoch), lambda: source(True),
         ("imagenet" if image_size >= 64 else "cifar") if augment == "auto" else augment, image_size, seed,
     )
-    # ImageFolder reads the images through the view while the dataset is in
-    # use; remove the view with the dataset (at the latest, at exit).
-    weakref.finalize(dataset, shutil.rmtree, view, True)
-    return dataset
+
+
+def flat_examples(root: str):
+    """(class names, image paths, labels) of ``root/<class>/<image>`` in
+    ``tfds.folder_dataset.ImageFolder``'s order for a split named "train"
+    (sorted classes, sorted files, shuffled by ``random.Random("train")``),
+    so that the held-out images are those earlier versions held out; no
+    temporary split folder is needed."""
+    import random
+
+    from tensorflow_datasets.core.folder_dataset.image_folder import _SUPPORTED_IMAGE_FORMAT
+
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    examples = [
+        (os.path.join(root, name, f), label)
+        for label, name in enumerate(classes)
+        for f in sorted(os.listdir(os.path.join(root, name)))
+        if f.lower().endswith(_SUPPORTED_IMAGE_FORMAT)
+    ]
+    random.Random("train").shuffle(examples)
+    return classes, [p for p, _ in examples], np.array([label for _, label in examples], np.int64)
 
 
 def is_folder(name: str) -> bool:
