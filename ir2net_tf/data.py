@@ -10,7 +10,6 @@ class.
 
 import dataclasses
 import os
-import tempfile
 from typing import Callable, Optional, Tuple
 
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
@@ -325,9 +324,58 @@ def _from_builder(builder, name, image_size, augment, seed, size_hint) -> Datase
     )
 
 
+# Where tfds fetches prepared datasets first; reachable means "online".
+_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+
+
+def _online(timeout: float = 5.0) -> bool:
+    """Whether the download host answers (behind a proxy: assumed so)."""
+    import socket
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    try:
+        socket.create_connection(_DOWNLOAD_HOST, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def check_tfds_source(builder, name: str, data_dir: Optional[str]) -> None:
+    """Fails in seconds, not after tfds' minutes of retries, when ``name`` is
+    not prepared and cannot be downloaded: no network (datasets that need a
+    manual download are left to ``_prepare_tfds``' message)."""
+    if os.path.exists(os.path.join(str(builder.data_dir), "dataset_info.json")):
+        return
+    # tfds.testing.mock_data replaces download_and_prepare: nothing to download.
+    mocked = getattr(type(builder).download_and_prepare, "__name__", "") != "download_and_prepare"
+    if mocked or builder.MANUAL_DOWNLOAD_INSTRUCTIONS or _online():
+        return
+    where = data_dir or str(builder._data_dir_root)
+    raise ValueError(
+        f"Dataset {name!r} is not prepared in {where} and this machine is offline ({_DOWNLOAD_HOST[0]} "
+        "does not answer). Connect to the internet, or pass --data_dir pointing at a directory where it "
+        "is already prepared."
+    )
+
+
+def check_paths(name: str, data_dir: Optional[str]) -> None:
+    """The dataset's folder or ``data_dir`` exists (nothing is created for
+    a mistyped path); cheap, so that ``python -m train`` checks it before
+    writing anything."""
+    if name != "digits" and is_folder(name) and not os.path.isdir(os.path.expanduser(name)):
+        raise ValueError(f"Image folder {os.path.abspath(os.path.expanduser(name))!r} does not exist (--dataset).")
+    if data_dir is not None and not is_folder(name) and not os.path.isdir(os.path.expanduser(data_dir)):
+        raise ValueError(
+            f"--data_dir {data_dir!r} does not exist. Point it at the directory where {name!r} is prepared, "
+            "or create it first to download the dataset into it."
+        )
+
+
 def load_tfds(name, *, data_dir, manual_dir, image_size, augment, seed) -> Dataset:
     import tensorflow_datasets as tfds
 
+    check_paths(name, data_dir)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # noqa: BLE001 — tfds raises its own not-found types
@@ -338,6 +386,7 @@ def load_tfds(name, *, data_dir, manual_dir, image_size, augment, seed) -> Datas
             "cifar100, imagenet2012; all: tfds.list_builders()) or a folder of images with one "
             f"sub-folder per class. {hint}".strip()
         ) from error
+    check_tfds_source(builder, name, data_dir)
     _prepare_tfds(builder, name, manual_dir)
     return _from_builder(builder, name, image_size, augment, seed, image_size)
 
@@ -351,12 +400,70 @@ def _has_images(folder: str) -> bool:
     return False
 
 
+# The first bytes of each format ImageFolder reads, and how a whole file ends.
+_SIGNATURES = {".png": b"\x89PNG\r\n\x1a\n", ".jpg": b"\xff\xd8\xff", ".jpeg": b"\xff\xd8\xff"}
+_ENDINGS = {".png": b"IEND\xaeB`\x82", ".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9"}
+_TAIL = 1024  # JPEG writers may add padding after the end-of-image marker
+
+
+def damaged_image(path: str) -> Optional[str]:
+    """Why the image file ``path`` cannot be decoded (not the format its
+    name says, or cut short), or None. Reads only its first and last bytes,
+    so that a folder of a million images is checked in seconds."""
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(max(0, os.path.getsize(path) - _TAIL))
+            tail = f.read()
+    except OSError as error:
+        return f"unreadable ({error.strerror or error})"
+    if not head.startswith(_SIGNATURES[suffix]):
+        return "empty" if not head else f"not a {suffix[1:].upper()} image"
+    if _ENDINGS[suffix] not in tail:
+        return "truncated"
+    return None
+
+
+def check_image_folder(root: str) -> None:
+    """Raises a ValueError naming every damaged image under ``root`` (the
+    files ImageFolder would read), before any training step."""
+    from tensorflow_datasets.core.folder_dataset.image_folder import _SUPPORTED_IMAGE_FORMAT
+
+    damaged = []
+    for folder, _, names in os.walk(root, followlinks=True):
+        for name in sorted(names):
+            if os.path.splitext(name)[1].lower() in _SUPPORTED_IMAGE_FORMAT:
+                why = damaged_image(os.path.join(folder, name))
+                if why:
+                    damaged.append(f"{os.path.join(folder, name)} ({why})")
+    if damaged:
+        shown = "; ".join(damaged[:10]) + (f"; and {len(damaged) - 10} more" if len(damaged) > 10 else "")
+        raise ValueError(
+            f"Image folder {root!r} holds {len(damaged)} image file(s) that cannot be decoded: {shown}. "
+            "Delete or replace them, then run again."
+        )
+
+
+def check_folder_classes(root: str, num_classes: int, split_counts: dict) -> None:
+    """A classifier needs two classes and examples in every split it uses."""
+    if num_classes < 2:
+        raise ValueError(
+            f"Image folder {root!r} has {num_classes} class folder(s); a classifier needs at least 2 "
+            f"(lay it out as {root}/<class name>/<image files>)."
+        )
+    for split, count in split_counts.items():
+        if count < 1:
+            raise ValueError(f"The {split!r} split of image folder {root!r} holds no images; add some.")
+
+
 def load_folder(root, *, image_size, augment, seed) -> Dataset:
-    """A folder of images via ``tfds.folder_dataset.ImageFolder``.
+    """A folder of images, as ``tfds.folder_dataset.ImageFolder`` reads it.
 
     Either ``root/<split>/<class>/*.jpg`` with a ``train`` split and a
     ``validation`` or ``test`` split, or ``root/<class>/*.jpg``, in which case
-    every 10th image (in ImageFolder's fixed order) is held out.
+    every 10th image (in ImageFolder's fixed order) is held out. Damaged
+    image files are named before any training (``check_image_folder``).
     """
     import tensorflow_datasets as tfds
 
@@ -368,31 +475,57 @@ def load_folder(root, *, image_size, augment, seed) -> Dataset:
             f"Image folder {root!r} contains no images (.jpg, .jpeg, .png). Lay it out as "
             f"{root}/<class name>/<image files>, or with train/ and validation/ splits above the classes."
         )
+    check_image_folder(root)
     children = {d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))}
     if "train" in children and children & set(EVAL_SPLITS):
         builder = tfds.folder_dataset.ImageFolder(root)
+        used = ["train", next(s for s in EVAL_SPLITS if s in children)]
+        check_folder_classes(root, int(builder.info.features["label"].num_classes),
+                             {s: int(builder.info.splits[s].num_examples) if s in builder.info.splits else 0
+                              for s in used})
         if augment == "auto":
             augment = "imagenet" if image_size >= 64 else "cifar"
         return _from_builder(builder, os.path.basename(root), image_size, augment, seed, image_size)
-    # A flat class layout: show it to ImageFolder as the single split "train".
-    view = tempfile.mkdtemp(prefix="ir2net_folder_")
-    os.symlink(root, os.path.join(view, "train"))
-    builder = tfds.folder_dataset.ImageFolder(view)
-    count = int(builder.info.splits["train"].num_examples)
+    # A flat class layout: the examples in the order ImageFolder would give
+    # them as its split "train", read straight from the folder.
+    classes, paths, labels = flat_examples(root)
+    count = len(paths)
+    check_folder_classes(root, len(classes), {"train": count})
     held_out = count // FOLDER_HOLDOUT_EVERY
     if held_out < 1:
         raise ValueError(f"Image folder {root!r} has {count} images; it needs at least {FOLDER_HOLDOUT_EVERY}.")
 
     def source(keep_held_out):
-        ds = builder.as_dataset(split="train", as_supervised=True, decoders={"image": tfds.decode.SkipDecoding()})
-        ds = ds.enumerate().filter(lambda i, _: tf.equal(i % FOLDER_HOLDOUT_EVERY, 0) == keep_held_out)
-        return ds.map(lambda _, example: example)
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels)).enumerate()
+        ds = ds.filter(lambda i, _: tf.equal(i % FOLDER_HOLDOUT_EVERY, 0) == keep_held_out)
+        return ds.map(lambda _, example: (tf.io.read_file(example[0]), example[1]))
 
     return Dataset(
-        os.path.basename(root), int(builder.info.features["label"].num_classes), count - held_out, held_out,
+        os.path.basename(root), len(classes), count - held_out, held_out,
         lambda epoch: _shuffled(source(False), count, seed, epoch), lambda: source(True),
         ("imagenet" if image_size >= 64 else "cifar") if augment == "auto" else augment, image_size, seed,
     )
+
+
+def flat_examples(root: str):
+    """(class names, image paths, labels) of ``root/<class>/<image>`` in
+    ``tfds.folder_dataset.ImageFolder``'s order for a split named "train"
+    (sorted classes, sorted files, shuffled by ``random.Random("train")``),
+    so that the held-out images are those earlier versions held out; no
+    temporary split folder is needed."""
+    import random
+
+    from tensorflow_datasets.core.folder_dataset.image_folder import _SUPPORTED_IMAGE_FORMAT
+
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    examples = [
+        (os.path.join(root, name, f), label)
+        for label, name in enumerate(classes)
+        for f in sorted(os.listdir(os.path.join(root, name)))
+        if f.lower().endswith(_SUPPORTED_IMAGE_FORMAT)
+    ]
+    random.Random("train").shuffle(examples)
+    return classes, [p for p, _ in examples], np.array([label for _, label in examples], np.int64)
 
 
 def is_folder(name: str) -> bool:

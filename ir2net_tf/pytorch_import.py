@@ -75,8 +75,10 @@ def load_state_dict(path) -> Dict[str, np.ndarray]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle errors, zip errors, unsupported globals, ...
+        # Some errors (an empty file's EOFError) have no message: name the type then.
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise CheckpointError(
-            f"Cannot read {path!r} as a PyTorch checkpoint: {str(error).strip().splitlines()[0]}. "
+            f"Cannot read {path!r} as a PyTorch checkpoint: {reason}. "
             "Expected a file saved with torch.save (e.g. the reference's checkpoint.pth.tar)."
         ) from error
     if isinstance(checkpoint, dict) and "state_dict" in checkpoint:

@@ -116,11 +116,11 @@ def test_image_folder_with_splits_and_errors(tmp_path):
         data.load(str(tmp_path / "missing"), image_size=8)
 
 
-def test_tfds_dataset_through_mock_data():
+def test_tfds_dataset_through_mock_data(tmp_path):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=12):
-        ds = data.load("cifar10", image_size=32, data_dir="/nonexistent-tfds-dir")
+        ds = data.load("cifar10", image_size=32, data_dir=str(tmp_path))
         assert ds.num_classes == 10 and ds.augment == "cifar" and ds.train_examples == 12
         images, labels = next(iter(ds.train(0, 4)))
         assert images.shape == (4, 32, 32, 3) and labels.dtype == tf.int32

@@ -102,7 +102,7 @@ def test_imagenet_recipe_end_to_end_on_mock_data(tmp_path):
     teacher_path = str(tmp_path / "teacher.h5")
     teacher.save(teacher_path)
     settings = recipes.resolve("imagenet", dict(
-        image_size=32, epochs=1, batch_size=4, teacher=teacher_path, data_dir=str(tmp_path / "tfds"),
+        image_size=32, epochs=1, batch_size=4, teacher=teacher_path, data_dir=str(tmp_path),
     ))
     assert (settings["stage"], settings["optimizer"], settings["weight_decay_scope"]) == ("both", "adam", "conv")
     model_dir = str(tmp_path / "run")

@@ -149,7 +149,7 @@ def test_unknown_model_and_mismatched_weights(tmp_path):
         zoo.build("ResNet50")
     path = str(tmp_path / "vgg.weights.h5")
     zoo.IR2VGGSmall().save_weights(path)
-    with pytest.raises(ValueError, match="does not match model 'ir2_resnet20'"):
+    with pytest.raises(ValueError, match="does not fit model 'ir2_resnet20'"):
         zoo.IR2ResNet20(weights=path)
 
 

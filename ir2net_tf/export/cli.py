@@ -70,6 +70,35 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+# What --model-dir takes from the run's config.json; given with it, they would be ignored.
+MODEL_OPTIONS = {"input_size": "--input-size", "num_classes": "--num-classes", "pad_values": "--pad-values",
+                 "no_recovery": "--no-recovery", "variant": "--variant", "padding": "--padding"}
+
+
+def check_arguments(args) -> None:
+    """Refuses, before any work, arguments that would be ignored or cannot
+    work (DeployError: exit 2)."""
+    if args.model_dir:
+        ignored = [flag for name, flag in MODEL_OPTIONS.items() if getattr(args, name) not in (None, False)]
+        if ignored:
+            raise DeployError(
+                f"--model-dir rebuilds the model from the run's config.json, so {', '.join(ignored)} would be "
+                "ignored; drop them, or export with --model NAME --weights FILE and those options instead."
+            )
+    if args.int8_range is not None:
+        low, high = args.int8_range
+        if not low < high:
+            raise DeployError(f"--int8-range MIN MAX needs MIN < MAX; got {low:g} {high:g}.")
+    for name, low in (("input_size", 1), ("num_classes", 1), ("random_samples", 0), ("latency_runs", 0)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise DeployError(f"--{name.replace('_', '-')} must be ≥ {low}; got {value}.")
+    if any(t < 1 for t in args.threads):
+        raise DeployError(f"--threads must be ≥ 1; got {args.threads}.")
+    if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
+        raise DeployError(f"--min-agreement is a fraction in [0, 1]; got {args.min_agreement}.")
+
+
 def _default_output(args) -> str:
     if args.model_dir:
         return os.path.join(args.model_dir, artifacts.TFLITE)
@@ -183,12 +212,23 @@ def export(args) -> dict:
         )
     result["ok"] = not failures
     result["failure"] = "; ".join(failures) or None
+    write_out(output, flatbuffer, result)
+    return result
+
+
+def write_out(output: str, flatbuffer: bytes, result: dict) -> None:
+    """The .tflite file (only when ``result`` is OK) and its report, which
+    always agree: a failed export removes an earlier export's file at
+    ``output``, which would otherwise pass for this export's verified
+    result beside a report saying ``"tflite": null``."""
     if result["ok"]:
         deploy.atomic_write(output, flatbuffer)
     else:
         result["tflite"] = None  # nothing written: the file would not compute what Keras does
+        if os.path.exists(output):
+            os.remove(output)
+            result["failure"] += f"; the earlier {output} was removed"
     deploy.atomic_write(report.report_path(output), report.to_json(result))
-    return result
 
 
 def evaluate(args, model, flatbuffer, run) -> dict:
@@ -207,6 +247,7 @@ def evaluate(args, model, flatbuffer, run) -> dict:
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        check_arguments(args)
         result = export(args)
     except (DeployError, ValueError) as error:  # ValueError: an unknown model or variant, an unwritable output
         print(f"error: {error}", file=sys.stderr)

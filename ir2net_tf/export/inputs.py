@@ -37,6 +37,49 @@ def image_files(path: str):
     return [path]
 
 
+# Prepared (normalized) images lie within about ±2.7; larger values are pixels.
+PREPARED_LIMIT = 3.0
+
+
+def read_array(path: str):
+    """(images, labels or None) from a .npy / .npz file, with an error that
+    names the file when it is damaged."""
+    import zipfile
+
+    try:
+        loaded = np.load(path)
+        if path.endswith(".npz"):
+            if not loaded.files:
+                raise DeployError(f"--images {path!r} holds no arrays.")
+            key = "x" if "x" in loaded else loaded.files[0]
+            return loaded[key], loaded["y"] if "y" in loaded else None
+        return loaded, None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DeployError(f"--images {path!r} cannot be read as a NumPy array ({error}).") from error
+
+
+def check_array(path: str, images: np.ndarray, labels) -> None:
+    """Refuses arrays that would give a parity figure of nothing or of
+    something else than the model's input."""
+    if images.ndim != 4:
+        raise DeployError(f"--images {path!r} holds an array of shape {images.shape}; expected (N, H, W, C).")
+    if len(images) == 0:
+        raise DeployError(f"--images {path!r} holds no images (shape {images.shape}).")
+    if images.shape[-1] not in (1, 3):
+        raise DeployError(f"--images {path!r} has {images.shape[-1]} channels; give grayscale (1) or RGB (3) "
+                          "images (drop an alpha channel: x[..., :3]).")
+    if labels is not None and len(labels) != len(images):
+        raise DeployError(f"--images {path!r} holds {len(images)} images but {len(labels)} labels (y); they "
+                          "must pair up.")
+    if images.dtype.kind == "f" and np.abs(images).max() > PREPARED_LIMIT:
+        raise DeployError(
+            f"--images {path!r} holds float values up to {np.abs(images).max():g}: pixels on the 0–255 scale, "
+            "not prepared (normalized) inputs. Give them as uint8 (x.astype(np.uint8)) to be prepared for you."
+        )
+    if images.dtype.kind not in "uf":
+        raise DeployError(f"--images {path!r} holds {images.dtype} values; give uint8 pixels or float inputs.")
+
+
 def load_images(path: str, input_shape, limit: int = 1000) -> Tuple[np.ndarray, Optional[np.ndarray]]:
     """(images, labels or None), at most ``limit`` of them, shaped for the model."""
     if not os.path.exists(path):
@@ -44,16 +87,10 @@ def load_images(path: str, input_shape, limit: int = 1000) -> Tuple[np.ndarray, 
     size = input_shape[0]
     labels = None
     if path.endswith((".npy", ".npz")):
-        loaded = np.load(path)
-        if path.endswith(".npz"):
-            key = "x" if "x" in loaded else loaded.files[0]
-            images, labels = loaded[key], loaded["y"] if "y" in loaded else None
-        else:
-            images = loaded
+        images, labels = read_array(path)
         if images.ndim == 3:
             images = images[..., None]
-        if images.ndim != 4:
-            raise DeployError(f"--images {path!r} holds an array of shape {images.shape}; expected (N, H, W, C).")
+        check_array(path, images, labels)
         images = images[:limit]
         labels = labels[:limit] if labels is not None else None
         if images.dtype == np.uint8:
@@ -67,11 +104,11 @@ def load_images(path: str, input_shape, limit: int = 1000) -> Tuple[np.ndarray, 
     files = image_files(path)[:limit]
     if not files:
         raise DeployError(f"--images {path!r} holds no image files ({', '.join(IMAGE_SUFFIXES)}).")
-    try:
-        decoded = [
-            tf.image.resize(tf.io.decode_image(tf.io.read_file(f), channels=3, expand_animations=False), (size, size))
-            for f in files
-        ]
-    except tf.errors.OpError as error:
-        raise DeployError(f"Cannot decode an image under {path!r}: {error.message}") from error
+    decoded = []
+    for f in files:
+        try:
+            image = tf.io.decode_image(tf.io.read_file(f), channels=3, expand_animations=False)
+        except tf.errors.OpError as error:
+            raise DeployError(f"Cannot decode the image {f!r} (--images): {error.message}") from error
+        decoded.append(tf.image.resize(image, (size, size)))
     return _prepare(np.stack([d.numpy().astype(np.uint8) for d in decoded]), size), None

@@ -4,7 +4,6 @@ facts of each model come from its ``ModelSpec`` (``ir2net_tf.models.spec``)."""
 
 import dataclasses
 import os
-import re
 from typing import Optional, Sequence, Union
 
 import tensorflow as tf
@@ -192,27 +191,12 @@ def build_zoo_model(
     return model
 
 
-def _first_mismatch(error: Exception) -> str:
-    """Where Keras's error says the file and the model part: the first layer
-    that did not fit and both shapes, when Keras names them."""
-    # Keras names the first variable that did not fit ("stem_conv/kernel:0").
-    match = re.search(r"variable '\s*([^/']+)/", str(error))
-    where = f" at layer {match.group(1)!r}" if match else ""
-    shapes = re.search(r"variable shape (\([^)]*\)), and the assigned value shape (\([^)]*\))", str(error))
-    return where + (f" (model expects {shapes.group(1)}, file holds {shapes.group(2)})" if shapes else "")
-
-
 def load_weights(model: tf.keras.Model, path) -> None:
-    """Loads a weights file, with an error that names the file, the model and
-    the first layer that does not fit."""
-    try:
-        model.load_weights(str(path))
-    except (ValueError, tf.errors.OpError, OSError) as error:
-        raise ValueError(
-            f"The weights file {str(path)!r} does not match model {model.name!r}{_first_mismatch(error)}: "
-            f"{error}. Build the model with the same name, variant, input size, "
-            "num_classes, padding and recovery setting as the run that saved it."
-        ) from error
+    """Loads a weights file, all of it or nothing (``ir2net_tf.weights``): a
+    file that does not fit the model is a ValueError naming what differs."""
+    from ir2net_tf.weights import load_weights as load_all_or_nothing
+
+    load_all_or_nothing(model, path)
 
 
 def with_feature_map(model: tf.keras.Model) -> tf.keras.Model:

@@ -16,7 +16,7 @@ import sys
 
 from absl import app, flags, logging
 
-from ir2net_tf.runs import recipes
+from ir2net_tf.runs import recipes, validation
 
 FLAGS = flags.FLAGS
 # What the run trains; None means "from the recipe".
@@ -95,10 +95,7 @@ def evaluate_arguments() -> dict:
     from ir2net_tf import zoo
 
     options = {"padding": FLAGS.padding, "pad_values": FLAGS.pad_values, "recovery": FLAGS.recovery}
-    if FLAGS["variant"].present:
-        options["variant"] = None if FLAGS.variant in ("", "none", "None") else FLAGS.variant.upper()
-    else:
-        options["variant"] = zoo.get_model_info(FLAGS.model).default_variant
+    options["variant"] = zoo.get_spec(FLAGS.model).parse_variant(FLAGS.variant)
     return {"model": FLAGS.model, **common, **options}
 
 
@@ -116,12 +113,21 @@ def main(argv):
 
     try:
         if FLAGS.mode == "evaluate":
+            validation.check_options(
+                mode="evaluate", given={n: FLAGS[n].value for n in TRAINING_FLAGS if FLAGS[n].present},
+                checkpoint_every=FLAGS.checkpoint_every, init_weights=FLAGS.init_weights, weights=FLAGS.weights,
+                stage=None, verbose=FLAGS.verbose,
+            )
             result = run.evaluate(**evaluate_arguments())
             print(f"{result['weights']} on {result['dataset']} ({result['examples']} images): "
                   f"top-1 {100 * result['top1']:.2f} %, top-5 {100 * result['top5']:.2f} %")
             print(json.dumps(result))
             return
         settings = settings_from_flags()
+        validation.check_options(
+            mode="train", given={}, checkpoint_every=FLAGS.checkpoint_every, init_weights=FLAGS.init_weights,
+            weights=FLAGS.weights, stage=settings["stage"], verbose=FLAGS.verbose,
+        )
         logging.info("Training settings: %s", json.dumps(settings, sort_keys=True))
         runner = run.Run(
             settings, model_dir=FLAGS.model_dir, overwrite=FLAGS.overwrite, checkpoint_every=FLAGS.checkpoint_every,
@@ -133,7 +139,9 @@ def main(argv):
     except (ValueError, run.callbacks.NaNLoss) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    last = [r for r in rows if r["stage"] == rows[-1]["stage"]] if rows else []
+    # The stage this command asked for (--stage 1 in a finished run: stage 1's).
+    wanted = "1" if settings["stage"] == "1" else "2"
+    last = [r for r in rows if r["stage"] == wanted]
     if last:
         best = max(float(r["val_accuracy"]) for r in last)
         print(f"Held-out accuracy: final {100 * float(last[-1]['val_accuracy']):.2f} %, best {100 * best:.2f} % "

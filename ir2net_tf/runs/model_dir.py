@@ -20,18 +20,57 @@ def identity(training: dict) -> dict:
     return {k: v for k, v in training.items() if k not in _NOT_IDENTITY}
 
 
-def check_or_reset(model_dir: str, training: dict, overwrite: bool) -> dict:
-    """The directory's saved config when it holds this same run (to resume);
-    an empty dict for a fresh run. A different run is refused unless
-    ``overwrite``, which deletes the previous run's files (only those)."""
+# What our tools write into a model directory besides artifacts' files:
+# `python -m export`'s default output and `python -m zoo show-restriction`'s.
+EXPORT_FILES = ("model.tflite", "model.json")
+RESTRICTION_DIR = "restriction"
+# Keys every config.json of ours has (model_config below).
+CONFIG_KEYS = ("model", "input_shape", "num_classes", "weights", "stages_completed", "training")
+
+
+def read_our_config(model_dir: str):
+    """The directory's config.json when a run of ours wrote it; None when
+    there is none; a ValueError naming the file when it is someone else's."""
     path = os.path.join(model_dir, artifacts.CONFIG)
     if not os.path.exists(path):
-        return {}
-    saved = artifacts.read_json(path)
+        return None
+    try:
+        config = artifacts.read_json(path)
+    except (OSError, ValueError):
+        config = None
+    if not (isinstance(config, dict) and all(k in config for k in CONFIG_KEYS)
+            and isinstance(config["training"], dict)):
+        raise ValueError(
+            f"{path!r} was not written by `python -m train` (it lacks the keys {list(CONFIG_KEYS)}), so "
+            f"{model_dir!r} is not a model directory of ours; nothing was changed. Choose another --model_dir."
+        )
+    return config
+
+
+def has_started(model_dir: str, config: dict) -> bool:
+    """Whether the run in ``model_dir`` trained anything worth keeping: a
+    completed stage, a metrics row or a checkpoint. A run that failed before
+    its first step has none of these and may be replaced freely."""
+    if config.get("stages_completed") or os.path.exists(os.path.join(model_dir, artifacts.METRICS)):
+        return True
+    checkpoints = os.path.join(model_dir, artifacts.CHECKPOINTS)
+    return any(name.startswith("ckpt-") for _, _, names in os.walk(checkpoints) for name in names)
+
+
+def check_run(model_dir: str, training: dict, overwrite: bool):
+    """(saved config, whether the directory must be emptied first), deleting
+    nothing yet: the saved config when ``model_dir`` holds this same run (to
+    resume), ``({}, True)`` when it holds another run that ``overwrite`` (or
+    its never having reached a first step) lets us replace, ``({}, False)``
+    when it holds none. Raises ValueError for a different run without
+    ``overwrite`` and for files that are not ours."""
+    saved = read_our_config(model_dir)
+    if saved is None:
+        return {}, False
     old, new = identity(saved.get("training", {})), identity(training)
     if old == new:
-        return saved
-    if not overwrite:
+        return saved, False
+    if not overwrite and has_started(model_dir, saved):
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         details = ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in changed)
         raise ValueError(
@@ -39,16 +78,82 @@ def check_or_reset(model_dir: str, training: dict, overwrite: bool) -> dict:
             "--model_dir, repeat the original flags to resume it, or pass --overwrite to delete it "
             "and start afresh."
         )
-    remove_run(model_dir)
-    return {}
+    _refuse_foreign(model_dir)
+    return {}, True
+
+
+def check_or_reset(model_dir: str, training: dict, overwrite: bool) -> dict:
+    """``check_run``, then the replaced run's files deleted (only those)."""
+    saved, reset = check_run(model_dir, training, overwrite)
+    if reset:
+        remove_run(model_dir)
+    return saved
+
+
+def _our_file(name: str) -> bool:
+    stage_weights = {artifacts.stage_weights(stage, kind) for stage in ("1", "2") for kind in ("best", "final")}
+    names = {artifacts.CONFIG, artifacts.METRICS, artifacts.CURVES, artifacts.BEST_WEIGHTS,
+             artifacts.FINAL_WEIGHTS, *stage_weights, *EXPORT_FILES}
+    # files.atomic_save's temporary files, left only by a killed process.
+    temporary = name.startswith(".") and ".tmp" in name and name[1:].split(".tmp")[0].rsplit(".", 1)[0] in names
+    return name in names or temporary
+
+
+def _foreign_in_tree(root: str, top_level, file_ok) -> list:
+    """Paths under ``root`` that a run of ours would not have written."""
+    foreign = []
+    for name in sorted(os.listdir(root)):
+        if name not in top_level or not os.path.isdir(os.path.join(root, name)):
+            foreign.append(os.path.join(root, name))
+            continue
+        for folder, _, names in os.walk(os.path.join(root, name)):
+            foreign += [os.path.join(folder, n) for n in sorted(names) if not file_ok(n)]
+    return foreign
+
+
+def foreign_files(model_dir: str) -> list:
+    """Everything in ``model_dir`` that no run of ours (nor our export or
+    show-restriction into it) wrote."""
+    stages = ("stage1", "stage2")
+    foreign = []
+    for name in sorted(os.listdir(model_dir)):
+        path = os.path.join(model_dir, name)
+        if name == artifacts.CHECKPOINTS and os.path.isdir(path):
+            # tf.train.CheckpointManager's files, and the temporary ones
+            # ("checkpoint.tmp…", "ckpt-N_temp/part-…") a killed save leaves.
+            foreign += _foreign_in_tree(path, stages, lambda n: n.startswith(("checkpoint", "ckpt-", "part-")))
+        elif name == artifacts.LOGS and os.path.isdir(path):
+            foreign += _foreign_in_tree(path, stages, lambda n: n.startswith("events.out.tfevents."))
+        elif name == RESTRICTION_DIR and os.path.isdir(path):
+            foreign += [os.path.join(path, n) for n in sorted(os.listdir(path))
+                        if not (n.endswith(".png") or n == "masks.npz") or os.path.isdir(os.path.join(path, n))]
+        elif name.startswith(".write-test-") or (os.path.isfile(path) and _our_file(name)):
+            continue
+        else:
+            foreign.append(path)
+    return foreign
+
+
+def _refuse_foreign(model_dir: str) -> None:
+    foreign = foreign_files(model_dir)
+    if foreign:
+        shown = ", ".join(os.path.relpath(p, model_dir) for p in foreign[:8])
+        more = f" and {len(foreign) - 8} more" if len(foreign) > 8 else ""
+        raise ValueError(
+            f"Replacing the run in {model_dir!r} would delete files no run of ours wrote: {shown}{more}. "
+            "Nothing was deleted. Move them away, or choose another --model_dir."
+        )
 
 
 def remove_run(model_dir: str) -> None:
+    """Deletes a run of ours from ``model_dir``; refuses, deleting nothing,
+    when the directory holds anything else (the user's own files)."""
+    _refuse_foreign(model_dir)
     for name in os.listdir(model_dir):
         path = os.path.join(model_dir, name)
-        if name in (artifacts.CHECKPOINTS, artifacts.LOGS):
+        if os.path.isdir(path):
             shutil.rmtree(path)
-        elif name.endswith(".weights.h5") or name in (artifacts.CONFIG, artifacts.METRICS, artifacts.CURVES):
+        else:
             os.remove(path)
 
 

@@ -73,6 +73,12 @@ def resolve(recipe: str, given: dict) -> dict:
     settings = dict(DEFAULTS)
     settings.update(RECIPES[recipe])
     settings.update({k: v for k, v in given.items()})
+    if "variant" not in given and settings["model"] != RECIPES[recipe]["model"]:
+        # Another model than the recipe's: its own default variant.
+        from ir2net_tf.zoo import MODELS
+
+        if settings["model"] in MODELS:
+            settings["variant"] = MODELS[settings["model"]].default_variant
     settings["recipe"] = recipe
     from ir2net_tf.zoo import get_spec
 

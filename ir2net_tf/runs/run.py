@@ -6,19 +6,18 @@ import tensorflow as tf
 from absl import logging
 
 from ir2net_tf import data, zoo
+from ir2net_tf.weights import load_weights
 from ir2net_tf.training import IR2Trainer, cosine_schedule, make_optimizer
 from ir2net_tf.visualize import RestrictionGridLogger
-from ir2net_tf.runs import artifacts, callbacks, distribute, model_dir as model_dirs
+from ir2net_tf.runs import artifacts, callbacks, distribute, model_dir as model_dirs, seeding, validation
 from ir2net_tf.runs.teacher import load_teacher
 
-STAGES = ("1", "2", "both")
+STAGES = validation.STAGES
 
 
 def check_settings(settings: dict) -> None:
-    """Errors a user can fix, before any work: unknown model/variant/stage."""
-    zoo.get_spec(settings["model"]).parse_variant(settings["variant"])
-    if settings["stage"] not in STAGES:
-        raise ValueError(f"Unknown stage {settings['stage']!r}; choose one of {STAGES}.")
+    """Errors a user can fix, before any work or file (runs/validation.py)."""
+    validation.check_settings(settings)
 
 
 def build_student(settings, num_classes, *, binary_weights, weights=None):
@@ -42,9 +41,11 @@ class Run:
                  tpu="", mixed_precision=False, jit_compile=False, verbose=1, init_weights=None,
                  restriction_shortcut=True):
         check_settings(settings)
+        seeding.make_repeatable(settings["seed"], deterministic_ops=strategy == "default")
         self.settings = settings
         self.model_dir = model_dirs.prepare(model_dir)
-        self.saved = model_dirs.check_or_reset(self.model_dir, settings, overwrite)
+        # Deletes nothing yet: the data must load first (model_dir.py).
+        self.saved, reset = model_dirs.check_run(self.model_dir, settings, overwrite)
         self.checkpoint_every, self.jit_compile, self.verbose = checkpoint_every, jit_compile, verbose
         self.init_weights = init_weights
         self.restriction_shortcut = restriction_shortcut
@@ -52,6 +53,8 @@ class Run:
         self.strategy = distribute.make_strategy(strategy, tpu)
         self.chief = distribute.is_chief(self.strategy)
         self.dataset = load_dataset(settings)
+        if reset:
+            model_dirs.remove_run(self.model_dir)
         self.completed = list(self.saved.get("stages_completed", []))
 
     def path(self, name):
@@ -136,7 +139,7 @@ class Run:
             init = self._stage1_weights()
             if init:
                 logging.info("Stage 2 starts from stage-1 weights %s.", init)
-                student.load_weights(init)
+                load_weights(student, init)  # all or nothing
             elif s["stage"] == "2" and s["recipe"] == "imagenet":
                 logging.warning("Stage 2 without stage-1 weights: training binary weights from scratch.")
         state = callbacks.RunState(

@@ -19,6 +19,37 @@ def _application(name: str):
     return builder
 
 
+def _load_saved(path: str):
+    try:
+        return tf.keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 — Keras raises OSError, ValueError, ImportError, ...
+        raise ValueError(
+            f"--teacher {path!r} is not a saved Keras model ({type(error).__name__}: {error}). Pass a file "
+            "written by model.save() (.keras or .h5), a Keras Applications name, or '' for no distillation."
+        ) from error
+
+
+def check_saved_teacher(path: str, model, input_shape) -> None:
+    """A saved teacher must take the student's input and output one score
+    per class: (batch, classes)."""
+    expected = tuple(input_shape)
+    inputs = getattr(model, "inputs", None) or []
+    if len(inputs) != 1:
+        raise ValueError(f"--teacher {path!r} takes {len(inputs)} inputs; a teacher takes one image batch.")
+    got = tuple(inputs[0].shape[1:])
+    if len(got) != len(expected) or any(g is not None and g != e for g, e in zip(got, expected)):
+        raise ValueError(
+            f"--teacher {path!r} takes inputs of shape {got}, the student {expected} (--image_size and 3 "
+            "channels); save a teacher for that input size."
+        )
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) != 1 or outputs[0].shape.rank != 2:
+        shapes = [tuple(o.shape) for o in outputs]
+        raise ValueError(
+            f"--teacher {path!r} outputs {shapes}; a teacher outputs one (batch, classes) tensor of class scores."
+        )
+
+
 def load_teacher(spec: str, input_shape, num_classes: int):
     """(teacher model on our normalized input, whether it outputs logits), or
     (None, True) when ``spec`` is empty.
@@ -30,7 +61,8 @@ def load_teacher(spec: str, input_shape, num_classes: int):
     if not spec:
         return None, True
     if os.path.exists(spec):
-        model = tf.keras.models.load_model(spec, compile=False)
+        model = _load_saved(spec)
+        check_saved_teacher(spec, model, input_shape)
         last = model.layers[-1]
         logits = getattr(getattr(last, "activation", None), "__name__", "linear") != "softmax"
     else:

@@ -10,6 +10,7 @@ from typing import Optional, Tuple
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from ir2net_tf import zoo
 from ir2net_tf.deploy import DeployError
+from ir2net_tf.weights import WeightsMismatch, load_weights
 
 CONFIG = "config.json"
 # Preference order when the config does not name its weights files.
@@ -102,7 +103,9 @@ def build_model(
         raise DeployError(str(error)) from error
     if weights is not None:
         try:
-            model.load_weights(weights)
+            load_weights(model, weights)  # all or nothing
+        except WeightsMismatch as error:
+            raise DeployError(str(error)) from error
         except Exception as error:  # Keras raises ValueError, OSError, OpError, ...
             raise _mismatch(error, weights, f"{name} (variant {kwargs.get('variant')})") from error
     return model
