@@ -14,6 +14,7 @@ from typing import Callable, Dict, Optional, Tuple
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from ir2net_tf.models.any_backbone import add_recovery_head
 from ir2net_tf.models.cifar import IR2ResNet18CIFAR, IR2ResNet20, IR2VGGSmall
+from ir2net_tf.models.irnet import IRNetResNet18, IRNetResNet18CIFAR, IRNetResNet20, IRNetResNet34, IRNetVGGSmall
 from ir2net_tf.models.common import FEATURES_LAYER, with_feature_map
 from ir2net_tf.models.resnet_imagenet import IR2ResNet18, IR2ResNet34
 
@@ -55,6 +56,29 @@ MODELS: Dict[str, ModelInfo] = {
 }
 
 
+# ---- IR-Net (docs/irnet.md): the models the IR²Net paper compares against.
+# No variants (no recovery head). paper_accuracy holds the accuracies IR-Net's
+# own release reports (not IR²Net's paper, not measured here); the catalog
+# marks them as such (IRNET_MODELS). They train with --recipe irnet_cifar10 /
+# irnet_imagenet.
+IRNET_MODELS = ("IRNetResNet20", "IRNetResNet18CIFAR", "IRNetVGGSmall", "IRNetResNet18", "IRNetResNet34")
+MODELS.update(
+    {
+        info.name: info
+        for info in (
+            ModelInfo("IRNetResNet20", IRNetResNet20, "cifar10", 32, (None,), None, {None: (86.5, None)}, "irnet_cifar10"),
+            ModelInfo(
+                "IRNetResNet18CIFAR", IRNetResNet18CIFAR, "cifar10", 32, (None,), None, {None: (91.5, None)}, "irnet_cifar10"
+            ),
+            ModelInfo("IRNetVGGSmall", IRNetVGGSmall, "cifar10", 32, (None,), None, {None: (90.4, None)}, "irnet_cifar10"),
+            ModelInfo("IRNetResNet18", IRNetResNet18, "imagenet2012", 224, (None,), None, {None: (58.1, 80.0)}, "irnet_imagenet"),
+            ModelInfo("IRNetResNet34", IRNetResNet34, "imagenet2012", 224, (None,), None, {None: (62.9, 84.1)}, "irnet_imagenet"),
+        )
+    }
+)
+# ---- end of IR-Net
+
+
 def get_model_info(name: str) -> ModelInfo:
     """The ``ModelInfo`` of a zoo model, or a ValueError listing the choices."""
     if name not in MODELS:
@@ -73,6 +97,12 @@ __all__ = [
     "IR2ResNet20",
     "IR2ResNet18CIFAR",
     "IR2VGGSmall",
+    "IRNetResNet20",
+    "IRNetResNet18CIFAR",
+    "IRNetVGGSmall",
+    "IRNetResNet18",
+    "IRNetResNet34",
+    "IRNET_MODELS",
     "MODELS",
     "add_recovery_head",
     "ModelInfo",

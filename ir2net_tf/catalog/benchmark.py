@@ -63,6 +63,11 @@ def entries() -> List[Entry]:
         cifar = zoo.get_model_info(name)
         result.append(Entry(name, _zoo(name), cifar.paper_accuracy[None][0], "IR²Net paper (CIFAR-10)",
                             ir2=True, dataset="cifar10", size=32))
+    for name in zoo.IRNET_MODELS:  # IR-Net: accuracies its own release reports
+        irnet = zoo.get_model_info(name)
+        cifar = irnet.dataset == "cifar10"
+        result.append(Entry(name, _zoo(name), irnet.paper_accuracy[None][0], "IR-Net release (reported)",
+                            dataset=irnet.dataset, size=32 if cifar else None))
     return result
 
 

@@ -39,7 +39,8 @@ def cmd_list(args) -> int:
         print(markdown_table(rows))
         print(
             "\nFLOPs = BOPs / 64 + full-precision MACs. Sizes count binary weights at 1 bit. "
-            "Accuracies are the paper's reported ImageNet / CIFAR-10 figures, not ours."
+            "Accuracies are reported ImageNet / CIFAR-10 figures, not ours: the IR²Net paper's, "
+            "and for the IRNet* rows those of IR-Net's own release."
         )
     return 0
 
@@ -49,7 +50,7 @@ def cmd_summary(args) -> int:
 
     info = zoo.get_model_info(args.name)
     variant = _variant(args.variant) if args.variant is not None else info.default_variant
-    model = info.builder(variant=variant, recovery=not args.bare)
+    model = info.builder(variant=variant, recovery=not args.bare and info.name not in zoo.IRNET_MODELS)
     lq.models.summary(model)
     return 0
 

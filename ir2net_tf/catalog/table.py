@@ -20,6 +20,7 @@ COLUMNS = (
     ("deployed_mb", "size (MB)"),
     ("paper_top1", "top-1 (paper)"),
     ("paper_top5", "top-5 (paper)"),
+    ("reported_by", "reported by"),
 )
 
 
@@ -36,6 +37,8 @@ def catalog_row(name: str, variant) -> dict:
     row["deployed_mb"] = row["deployed_bytes"] / 1e6
     top1, top5 = info.paper_accuracy.get(variant, (None, None))
     row["paper_top1"], row["paper_top5"] = top1, top5
+    # IR-Net rows carry the accuracies IR-Net's own release reports.
+    row["reported_by"] = None if top1 is None else ("IR-Net release" if name in zoo.IRNET_MODELS else "IR²Net paper")
     tf.keras.backend.clear_session()
     return row
 

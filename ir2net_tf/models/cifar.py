@@ -71,8 +71,8 @@ def _resnet_stages(x, block, depths, widths, conv_args):
     return outputs
 
 
-def _build(model_name, backbone, *, multiple, binary_weights, pad_values, variant, **arguments):
-    conv_args = {"binary_weights": binary_weights, "pad_values": pad_values}
+def _build(model_name, backbone, *, multiple, binary_weights, pad_values, variant, binarizer="bireal", **arguments):
+    conv_args = {"binary_weights": binary_weights, "pad_values": pad_values, "binarizer": binarizer}
     return build_zoo_model(
         model_name,
         lambda inputs: backbone(inputs, conv_args),
@@ -130,6 +130,8 @@ _ARGS_DOC = """
             ablation baseline.
         binary_weights: ``False`` for real weights with binary activations.
         pad_values: 0.0 (the reference, default) or 1.0 (LCE one-padding).
+        binarizer: ``"bireal"`` (default: IR²Net's approx_sign/ste_sign) or
+            ``"irnet"`` (IR-Net's EDE and Libra-PB, docs/irnet.md).
         classifier_activation: ``"softmax"`` (default, probabilities) or ``None``
             (logits), as in ``keras.applications``.
 
@@ -153,6 +155,7 @@ def IR2ResNet20(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
+    binarizer: str = "bireal",
 ) -> tf.keras.Model:
     return _build("IR2ResNet20", _resnet20_backbone, multiple=4, **locals())
 
@@ -169,6 +172,7 @@ def IR2ResNet18CIFAR(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
+    binarizer: str = "bireal",
 ) -> tf.keras.Model:
     return _build("IR2ResNet18CIFAR", _resnet18_backbone, multiple=8, **locals())
 
@@ -185,6 +189,7 @@ def IR2VGGSmall(
     binary_weights: bool = True,
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
+    binarizer: str = "bireal",
 ) -> tf.keras.Model:
     return _build("IR2VGGSmall", _vgg_small_backbone, multiple=8, flatten=True, final_batch_norm=False, **locals())
 

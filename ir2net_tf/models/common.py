@@ -108,7 +108,7 @@ def build_top(
     include_top: bool,
     num_classes: int,
     classifier_activation: Optional[str],
-    final_batch_norm: bool = True,
+    final_batch_norm: Optional[bool] = None,
     flatten: bool = False,
     out_channels: Optional[int] = None,
     weights=None,
@@ -117,7 +117,9 @@ def build_top(
 
     ``flatten`` selects Flatten instead of global average pooling before the
     classifier (VGG-Small); ``final_batch_norm`` the BatchNorm before the Dense
-    layer, which the recovery models have and the bare backbones do not.
+    layer: ``None`` (default) adds it with recovery only (the recovery models
+    have it, the bare backbones do not); ``True``/``False`` always/never (the
+    IR-Net models have it without recovery).
     """
     final = tf.keras.layers.Activation("linear", name=FEATURES_LAYER)(final)
     x = final
@@ -128,7 +130,7 @@ def build_top(
             x = tf.keras.layers.Flatten(name="classifier_flatten")(x)
         else:
             x = classifier_pool(x, name="classifier")
-        if recovery and final_batch_norm:
+        if final_batch_norm or (final_batch_norm is None and recovery):
             x = batch_norm(name="classifier_bn")(x)
         x = tf.keras.layers.Dense(
             num_classes, activation=classifier_activation, name="predictions"
@@ -159,7 +161,7 @@ def build_zoo_model(
     recovery: bool,
     classifier_activation: Optional[str],
     flatten: bool = False,
-    final_batch_norm: bool = True,
+    final_batch_norm: Optional[bool] = None,
 ) -> tf.keras.Model:
     """What every zoo builder does around its backbone: check the arguments,
     make the input, run ``backbone(inputs)`` (which returns the taps, F last)

@@ -14,7 +14,8 @@ DEPTHS = {18: (4, 4, 4, 4), 34: (6, 8, 12, 6)}
 
 
 def bireal_block(
-    x, filters: int, strides: int, *, binary_weights: bool, pad_values: float, name: str, padding: str = "same"
+    x, filters: int, strides: int, *, binary_weights: bool, pad_values: float, name: str, padding: str = "same",
+    binarizer: str = "bireal",
 ):
     """y = PReLU(BN(bconv(x)) + shortcut(x)); the shortcut is AvgPool 2×2/2 →
     full-precision Conv 1×1 → BN when the stride or width changes."""
@@ -30,15 +31,19 @@ def bireal_block(
         pad_values=pad_values,
         padding=padding,
         name=f"{name}_bconv",
+        binarizer=binarizer,
     )(x)
     y = batch_norm(name=f"{name}_bn")(y)
     y = tf.keras.layers.Add(name=f"{name}_add")([y, shortcut])
     return activation("prelu", name=f"{name}_act")(y)
 
 
-def _bireal_backbone(inputs, depth: int, *, binary_weights: bool, pad_values: float, padding: str):
-    """Stem and Bi-Real stages; returns the taps f0 (stem, before the max
-    pool), f1–f3 and F (stage 4)."""
+def imagenet_stem(inputs, *, act: str, padding: str):
+    """Conv 7×7/2, 64 → BN → ``act``, then MaxPool 3×3/2.
+
+    Returns:
+        (the stem's output before the max pool, the max pool's output).
+    """
     if padding == "pytorch":
         # PyTorch's Conv2d(7, 2, padding=3): zeros, then "valid".
         x = PyTorchPadding2D(7, 2, name="stem_pad")(inputs)
@@ -46,16 +51,20 @@ def _bireal_backbone(inputs, depth: int, *, binary_weights: bool, pad_values: fl
     else:
         x = tf.keras.layers.Conv2D(64, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = batch_norm(name="stem_bn")(x)
-    x = activation("prelu", name="stem_act")(x)
-    taps = [x]
+    stem = activation(act, name="stem_act")(x)
     if padding == "pytorch":
         # PyTorch's MaxPool2d(3, 2, padding=1) never picks a padded pixel: pad
         # with the lowest float (PReLU outputs can be negative), then "valid".
-        x = PyTorchPadding2D(3, 2, value="lowest", name="stem_pool_pad")(x)
-        x = tf.keras.layers.MaxPool2D(3, strides=2, name="stem_pool")(x)
-    else:
-        x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
+        x = PyTorchPadding2D(3, 2, value="lowest", name="stem_pool_pad")(stem)
+        return stem, tf.keras.layers.MaxPool2D(3, strides=2, name="stem_pool")(x)
+    return stem, tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(stem)
 
+
+def _bireal_backbone(inputs, depth: int, *, binary_weights: bool, pad_values: float, padding: str, binarizer: str):
+    """Stem and Bi-Real stages; returns the taps f0 (stem, before the max
+    pool), f1–f3 and F (stage 4)."""
+    stem, x = imagenet_stem(inputs, act="prelu", padding=padding)
+    taps = [stem]
     for stage, (blocks, width) in enumerate(zip(DEPTHS[depth], WIDTHS), start=1):
         for block in range(blocks):
             strides = 2 if stage > 1 and block == 0 else 1
@@ -67,17 +76,20 @@ def _bireal_backbone(inputs, depth: int, *, binary_weights: bool, pad_values: fl
                 pad_values=pad_values,
                 padding=padding,
                 name=f"stage{stage}_block{block + 1}",
+                binarizer=binarizer,
             )
         taps.append(x)
     return taps
 
 
-def _ir2_resnet(depth: int, *, binary_weights, pad_values, padding="same", variant, **arguments) -> tf.keras.Model:
+def _ir2_resnet(
+    depth: int, *, binary_weights, pad_values, padding="same", variant, binarizer="bireal", **arguments
+) -> tf.keras.Model:
     check_padding(padding)
     return build_zoo_model(
         f"IR2ResNet{depth}",
         lambda inputs: _bireal_backbone(
-            inputs, depth, binary_weights=binary_weights, pad_values=pad_values, padding=padding
+            inputs, depth, binary_weights=binary_weights, pad_values=pad_values, padding=padding, binarizer=binarizer
         ),
         multiple=32,
         default_size=224,
@@ -122,6 +134,9 @@ _ARGS_DOC = """
             ``stem_pool_pad``) and uses ``PyTorchPadQuantConv2D`` for the
             strided binary convolutions, with the same variables: weights load
             into either setting.
+        binarizer: ``"bireal"`` (default: the description above) or
+            ``"irnet"``: IR-Net's EDE activations and Libra-PB weights
+            (docs/irnet.md).
         classifier_activation: activation of the last layer, as in
             ``keras.applications``: ``"softmax"`` (default) returns class
             probabilities, ``None`` returns logits.
@@ -151,6 +166,7 @@ def IR2ResNet18(
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
+    binarizer: str = "bireal",
 ) -> tf.keras.Model:
     return _ir2_resnet(18, **locals())
 
@@ -168,6 +184,7 @@ def IR2ResNet34(
     pad_values: float = 0.0,
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
+    binarizer: str = "bireal",
 ) -> tf.keras.Model:
     return _ir2_resnet(34, **locals())
 

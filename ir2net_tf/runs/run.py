@@ -5,8 +5,9 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from ir2net_tf import data, zoo
-from ir2net_tf.training import IR2Trainer, cosine_schedule, make_optimizer
+from ir2net_tf import binarization, data, zoo
+from ir2net_tf.schedules import make_schedule
+from ir2net_tf.training import IR2Trainer, make_optimizer
 from ir2net_tf.visualize import RestrictionGridLogger
 from ir2net_tf.runs import artifacts, callbacks, distribute, model_dir as model_dirs
 from ir2net_tf.runs.teacher import load_teacher
@@ -27,10 +28,12 @@ def check_settings(settings: dict) -> None:
 
 def build_student(settings, num_classes, *, binary_weights, weights=None):
     size = settings["image_size"]
+    # binarizer: None (or absent, runs from before it existed) = the model's own.
+    binarizer = {"binarizer": settings["binarizer"]} if settings.get("binarizer") else {}
     return zoo.build(
         settings["model"], input_shape=(size, size, 3), num_classes=num_classes, variant=settings["variant"],
         recovery=settings["recovery"], binary_weights=binary_weights, pad_values=settings["pad_values"],
-        classifier_activation=None, weights=weights,
+        classifier_activation=None, weights=weights, **binarizer,
     )
 
 
@@ -114,7 +117,10 @@ class Run:
                 teacher_outputs_logits=teacher_logits, weight_decay=self._weight_decay(stage),
                 weight_decay_scope=s["weight_decay_scope"], normalization=s["normalization"],
             )
-            schedule = cosine_schedule(s["learning_rate"], steps * s["epochs"])
+            schedule = make_schedule(
+                s.get("lr_schedule", "cosine"), s["learning_rate"], steps * s["epochs"],
+                warmup_steps=round(steps * s.get("warmup_epochs", 0)), warmup_learning_rate=s.get("warmup_learning_rate"),
+            )
             optimizer = make_optimizer(s["optimizer"], schedule, s["momentum"])
             # Under mixed_float16, compile wraps the optimizer in a loss-scale
             # optimizer; the checkpoint keeps the inner one's state.
@@ -145,6 +151,8 @@ class Run:
             every=self.checkpoint_every, schedule=schedule, optimizer=optimizer, write=self.chief,
         )
         extra = [callbacks.Progress(s["epochs"])] if self.verbose else []
+        if binarization.uses_irnet(student):  # IR-Net's EDE temperature, set at every epoch start
+            extra.append(binarization.EDESchedule(student, s["epochs"]))
         if self.chief:
             extra.append(tf.keras.callbacks.TensorBoard(
                 self.path(os.path.join(artifacts.LOGS, f"stage{stage}")), write_graph=False, profile_batch=0,
