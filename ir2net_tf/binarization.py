@@ -145,19 +145,7 @@ class LibraPB(_EDEQuantizer):
 
 def ede_quantizers(model) -> Iterator[_EDEQuantizer]:
     """Every EDE quantizer (``EDESign`` and ``LibraPB``) of ``model``, nested models included."""
-    for layer in _layers(model):
-        for attribute in ("input_quantizer", "kernel_quantizer", "depthwise_quantizer"):
-            quantizer = getattr(layer, attribute, None)
-            if isinstance(quantizer, _EDEQuantizer):
-                yield quantizer
-
-
-def _layers(model):
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.Model):
-            yield from _layers(layer)
-        else:
-            yield layer
+    return (module for module in model.submodules if isinstance(module, _EDEQuantizer))
 
 
 def uses_irnet(model) -> bool:
@@ -243,9 +231,8 @@ def deployable(model: tf.keras.Model) -> tf.keras.Model:
 
     with quiet_constraint_warning():
         twin = tf.keras.models.clone_model(model, clone_function=clone)
-    for source, target in zip(_layers(model), _layers(twin)):
-        target.set_weights(source.get_weights())
-    for source in _layers(model):
+    twin.set_weights(model.get_weights())  # the same weights in the same order (t is no weight)
+    for source in model.submodules:
         if isinstance(getattr(source, "kernel_quantizer", None), LibraPB):
             _fold_libra_pb(source, twin.get_layer(source.name), twin)
     return twin

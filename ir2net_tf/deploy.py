@@ -184,7 +184,10 @@ def convert(
     # IR-Net quantizers are not LCE's: convert their ste_sign equivalent
     # (scales folded into the batch norms). Parity is still checked against
     # ``model`` itself by the callers.
-    model = binarization.deployable(model)
+    try:
+        model = binarization.deployable(model)
+    except ValueError as error:
+        raise DeployError(str(error)) from error
     try:
         flatbuffer = lce.convert_keras_model(
             model,

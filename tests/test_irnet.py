@@ -162,6 +162,10 @@ def test_deployable_folds_the_scales_into_batch_norm():
     census = deploy.check_census(deploy.op_census(flatbuffer), deploy.keras_conv_counts(model))
     assert census["ok"] and census["lce_bconv2d"] == 1
     assert deploy.parity(model, flatbuffer, images)["top1_agreement"] == 1.0
+    # Without a batch norm to fold into, the scales cannot be exported as plain bconvs.
+    bare = tf.keras.Model(inputs, model.get_layer("bconv").output)
+    with pytest.raises(deploy.DeployError, match="bconv: its Libra-PB scales can only be folded"):
+        deploy.convert(bare)
     tf.keras.backend.clear_session()
 
 
@@ -217,3 +221,26 @@ def test_killed_and_resumed_run_continues_the_ede_schedule(irnet_run, tmp_path):
     assert at_kill == [[pytest.approx(binarization.ede_schedule(killed_at[0], 2))]] and killed_at[1] > 0
     # ... and the resumed run ends where the uninterrupted one does.
     assert _temperatures(model_dir) == _temperatures(irnet_run) == [pytest.approx(binarization.ede_schedule(1, 2))]
+
+
+def test_irnet_recipes_and_the_step_schedule():
+    from ir2net_tf.runs import recipes
+    from ir2net_tf.schedules import make_schedule
+    from ir2net_tf.training import make_optimizer
+
+    demo = recipes.resolve(recipes.recipe_name(None, None, "IRNetResNet20"), {"model": "IRNetResNet20"})
+    assert demo["recipe"] == "digits" and demo["restriction_lambda"] == 0.0 and demo["recovery"] is False
+    assert recipes.resolve("digits", {"model": "IRNetResNet20", "restriction_lambda": 0.15})["restriction_lambda"] == 0.15
+    assert recipes.resolve("digits", {"model": "IR2ResNet20", "binarizer": "irnet"})["restriction_lambda"] == 0.15
+    assert recipes.recipe_name(None, "imagenet2012", "IRNetResNet18") == "irnet_imagenet"
+    assert recipes.recipe_name(None, "imagenet2012", "IR2ResNet18") == "imagenet"
+    assert recipes.recipe_name(None, "cifar10", "IRNetVGGSmall") == "irnet_cifar10"
+    imagenet = recipes.resolve("irnet_imagenet", {})
+    assert make_optimizer(imagenet["optimizer"], 0.1).nesterov
+    # 1,000 steps, 4 % warm-up from 0.2 to 0.8, then ×0.1 at 30/60/90 %.
+    schedule = make_schedule("step", imagenet["learning_rate"], 1000, warmup_steps=40,
+                             warmup_learning_rate=imagenet["warmup_learning_rate"])
+    values = [float(schedule(step)) for step in (0, 20, 40, 299, 300, 600, 900, 999)]
+    assert values == pytest.approx([0.2, 0.5, 0.8, 0.8, 0.08, 0.008, 0.0008, 0.0008])
+    with pytest.raises(ValueError, match="warm-up"):
+        make_schedule("cosine", 0.1, 100, warmup_steps=5)
