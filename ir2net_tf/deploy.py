@@ -18,6 +18,7 @@ import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import larq as lq
 import tensorflow as tf
 
+from ir2net_tf import binarization
 from ir2net_tf.complexity import is_binary_conv  # noqa: F401  (part of this module's API)
 from ir2net_tf import files
 from ir2net_tf.files import atomic_write  # noqa: F401  (part of this module's API)
@@ -180,6 +181,13 @@ def convert(
             "--int8-range MIN MAX (LCE's dummy quantization, for latency tests; "
             "accuracy is not preserved) or use float32 input and output."
         )
+    # IR-Net quantizers are not LCE's: convert their ste_sign equivalent
+    # (scales folded into the batch norms). Parity is still checked against
+    # ``model`` itself by the callers.
+    try:
+        model = binarization.deployable(model)
+    except ValueError as error:
+        raise DeployError(str(error)) from error
     try:
         flatbuffer = lce.convert_keras_model(
             model,

@@ -12,6 +12,8 @@ import logging
 import larq as lq
 import tensorflow as tf
 
+from ir2net_tf import binarization  # registers "ede_sign" and "libra_pb"
+
 PACKAGE = "ir2net_tf"
 
 # PyTorch's BatchNorm defaults: eps 1e-5, and its momentum 0.1 is Keras' 0.9.
@@ -19,6 +21,10 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 PAD_VALUES = (0.0, 1.0)
+# "bireal": approx_sign activations, ste_sign weights with weight clipping
+# (IR²Net's). "irnet": IR-Net's EDE activations and Libra-PB weights, no
+# clipping (ir2net_tf.binarization, docs/irnet.md).
+BINARIZERS = ("bireal", "irnet")
 ACTIVATIONS = ("prelu", "hardtanh")
 # "same": TensorFlow's padding (for stride 2 on an even size it pads 0 before
 # and 1 after). "pytorch": PyTorch's symmetric ``padding=k // 2``, which for
@@ -56,6 +62,7 @@ def binary_conv(
     padding: str = "same",
     weight_clip: bool = False,
     name: str = None,
+    binarizer: str = "bireal",
 ) -> lq.layers.QuantConv2D:
     """A binary convolution: sign activations, sign weights, no bias, no scaling.
 
@@ -79,6 +86,9 @@ def binary_conv(
             adds Larq's ``weight_clip`` constraint, which clips the latent
             binary weights to [−1, 1] after every update (binary weights only).
         name: layer name.
+        binarizer: ``"bireal"`` (default, the description above) or
+            ``"irnet"``: ``ede_sign`` activations and ``libra_pb`` weights
+            (``ir2net_tf.binarization``), no weight clipping.
     """
     if pad_values not in PAD_VALUES:
         raise ValueError(
@@ -95,9 +105,31 @@ def binary_conv(
         use_bias=False,
         name=name,
     )
-    if padding == "pytorch" and strides != 1:
+    if _irnet_quantizers(binarizer, binary_weights, options):
+        with binarization.quiet_constraint_warning():
+            return _quant_conv(filters, kernel_size, padding, options)
+    return _quant_conv(filters, kernel_size, padding, options)
+
+
+def _quant_conv(filters, kernel_size, padding, options):
+    if padding == "pytorch" and options["strides"] != 1:
         return PyTorchPadQuantConv2D(filters, kernel_size, **options)
     return lq.layers.QuantConv2D(filters, kernel_size, padding="same", **options)
+
+
+def _irnet_quantizers(binarizer: str, binary_weights: bool, options: dict) -> bool:
+    """Switches ``options`` to IR-Net's quantizers for ``binarizer="irnet"``."""
+    if binarizer not in BINARIZERS:
+        raise ValueError(
+            f"binarizer must be one of {BINARIZERS} ('bireal' is IR²Net's, 'irnet' IR-Net's "
+            f"Libra-PB and EDE); got {binarizer!r}."
+        )
+    if binarizer == "bireal":
+        return False
+    options.update(
+        input_quantizer="ede_sign", kernel_quantizer="libra_pb" if binary_weights else None, kernel_constraint=None
+    )
+    return True
 
 
 def batch_norm(name: str = None) -> tf.keras.layers.BatchNormalization:

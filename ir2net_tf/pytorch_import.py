@@ -143,7 +143,7 @@ def importable_models():
     that support PyTorch's padding."""
     from ir2net_tf import zoo
 
-    return [s for s in zoo.MODELS.values() if s.depths and "pytorch" in s.paddings]
+    return [s for s in zoo.MODELS.values() if s.method == "ir2net" and s.depths and "pytorch" in s.paddings]
 
 
 def _head_signature(head) -> Tuple[str, Optional[int], Optional[int]]:

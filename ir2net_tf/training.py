@@ -270,12 +270,12 @@ def cosine_schedule(learning_rate: float, total_steps: int):
     return tf.keras.optimizers.schedules.CosineDecay(learning_rate, max(1, int(total_steps)), alpha=0.0)
 
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "sgd_nesterov", "adam")
 
 
 def make_optimizer(name: str, learning_rate, momentum: float = 0.9):
-    if name == "sgd":
-        return tf.keras.optimizers.SGD(learning_rate, momentum=momentum)
+    if name in ("sgd", "sgd_nesterov"):  # Nesterov: IR-Net's ImageNet recipe
+        return tf.keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=name == "sgd_nesterov")
     if name == "adam":
         return tf.keras.optimizers.Adam(learning_rate)
     raise ValueError(f"Unknown optimizer {name!r}; choose one of {OPTIMIZERS}.")

@@ -12,12 +12,16 @@ its ``ModelSpec``, the one description of the model that every tool reads
 """
 
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from ir2net_tf.models import cifar, resnet_imagenet  # noqa: F401  (registers the models)
+from ir2net_tf.models import cifar, irnet, resnet_imagenet  # noqa: F401  (registers the models)
 from ir2net_tf.models.any_backbone import add_recovery_head
 from ir2net_tf.models.cifar import IR2ResNet18CIFAR, IR2ResNet20, IR2VGGSmall
 from ir2net_tf.models.common import FEATURES_LAYER, with_feature_map
+from ir2net_tf.models.irnet import IRNetResNet18, IRNetResNet18CIFAR, IRNetResNet20, IRNetResNet34, IRNetVGGSmall
 from ir2net_tf.models.resnet_imagenet import IR2ResNet18, IR2ResNet34
 from ir2net_tf.models.spec import BUILDERS, MODELS, ModelSpec, Variant, build, get_spec, model_variants
+
+# The IR-Net models the paper compares against (docs/irnet.md).
+IRNET_MODELS = tuple(name for name, spec in MODELS.items() if spec.method == "irnet")
 
 __all__ = [
     "IR2ResNet18",
@@ -25,6 +29,12 @@ __all__ = [
     "IR2ResNet20",
     "IR2ResNet18CIFAR",
     "IR2VGGSmall",
+    "IRNetResNet20",
+    "IRNetResNet18CIFAR",
+    "IRNetVGGSmall",
+    "IRNetResNet18",
+    "IRNetResNet34",
+    "IRNET_MODELS",
     "BUILDERS",
     "MODELS",
     "ModelSpec",

@@ -5,13 +5,9 @@ import sys
 
 import ir2net_tf  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
-import signal  # noqa: E402
-import time  # noqa: E402
-
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from tests_support import SMALL, STEPS, checkpoint_state, cli  # noqa: E402
+from tests_support import SMALL, kill_mid_epoch_and_resume  # noqa: E402
 from ir2net_tf.runs import artifacts  # noqa: E402
 
 
@@ -21,21 +17,7 @@ def killed_and_resumed(tmp_path_factory):
     again with the same command."""
     model_dir = str(tmp_path_factory.mktemp("resume") / "run")
     args = [*SMALL, f"--model_dir={model_dir}", "--checkpoint_every=4"]
-    ckpt_dir = os.path.join(model_dir, artifacts.CHECKPOINTS, "stage2")
-    process = cli(*args)
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        latest = tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None
-        if latest and int(latest.rsplit("-", 1)[1]) % STEPS:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before a mid-epoch checkpoint: " + process.communicate()[1][-2000:]
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
-    killed_at = checkpoint_state(ckpt_dir)
-    resumed = cli(*args)
-    _, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err[-3000:]
+    killed_at, err = kill_mid_epoch_and_resume(args, os.path.join(model_dir, artifacts.CHECKPOINTS, "stage2"))
     return model_dir, killed_at, err
 
 

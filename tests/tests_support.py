@@ -1,8 +1,10 @@
 """Shared test helpers."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import tensorflow as tf
 
@@ -40,3 +42,30 @@ def checkpoint_state(directory):
     iterations = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
     return int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")), int(
         reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")), int(reader.get_tensor(iterations))
+
+
+def kill_mid_epoch_and_resume(args, ckpt_dir, on_kill=None):
+    """Runs ``python -m train *args``, SIGKILLs it right after a mid-epoch
+    checkpoint in ``ckpt_dir``, calls ``on_kill()`` if given, then runs the
+    same command to the end.
+
+    Returns:
+        (checkpoint_state at the kill, the resumed run's stderr).
+    """
+    process = cli(*args)
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        latest = tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None
+        if latest and int(latest.rsplit("-", 1)[1]) % STEPS:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before a mid-epoch checkpoint: " + process.communicate()[1][-2000:]
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    killed_at = checkpoint_state(ckpt_dir)
+    if on_kill is not None:
+        on_kill()
+    resumed = cli(*args)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-3000:]
+    return killed_at, err

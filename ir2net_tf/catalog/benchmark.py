@@ -60,8 +60,9 @@ def entries() -> List[Entry]:
     for spec in zoo.MODELS.values():
         for name, variant in spec.variants.items():
             result.append(Entry(
-                f"{spec.name}-{name}", _zoo(spec.name, variant=name), variant.paper_top1,
-                variant.source if variant.paper_top1 else "", ir2=True, dataset=spec.dataset,
+                spec.name if name is None else f"{spec.name}-{name}", _zoo(spec.name, variant=name),
+                variant.paper_top1, f"{variant.source} (reported)" if variant.paper_top1 else "",
+                ir2=spec.method == "ir2net", dataset=spec.dataset,
                 size=None if _is_imagenet(spec) else spec.input_size, key=(spec.name, name),
             ))
     result += [

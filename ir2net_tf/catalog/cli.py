@@ -40,7 +40,8 @@ def cmd_list(args) -> int:
         print(markdown_table(rows, COLUMNS + measured.COLUMNS if chosen else COLUMNS))
         print(
             "\nFLOPs = BOPs / 64 + full-precision MACs. Sizes count binary weights at 1 bit. "
-            "Accuracies are the paper's reported ImageNet / CIFAR-10 figures, not ours." + measured.note(rows)
+            "Accuracies are reported figures, not ours: the IR²Net paper's and, for the IRNet* rows, those "
+            "of IR-Net's own release." + measured.note(rows)
         )
     return 0
 

@@ -20,6 +20,7 @@ COLUMNS = (
     ("deployed_mb", "size (MB)"),
     ("paper_top1", "top-1 (paper)"),
     ("paper_top5", "top-5 (paper)"),
+    ("reported_by", "reported by"),
 )
 
 
@@ -32,6 +33,7 @@ def catalog_row(name: str, variant) -> dict:
     known = spec.variants.get(variant)
     row["paper_top1"] = known.paper_top1 if known else None
     row["paper_top5"] = known.paper_top5 if known else None
+    row["reported_by"] = known.source if known and known.paper_top1 is not None else None
     tf.keras.backend.clear_session()
     return row
 

@@ -41,6 +41,7 @@ def parse_args(argv):
     p.add_argument("--padding", choices=("same", "pytorch"),
                    help="ImageNet models: 'pytorch' for weights from `python -m zoo import-pytorch`.")
     p.add_argument("--no-recovery", "--no_recovery", action="store_true", help="Bare backbone, no recovery head.")
+    p.add_argument("--binarizer", choices=("bireal", "irnet"), help="Binary convs' quantizers (default: the model's).")
     p.add_argument("--logits", action="store_true", help="Export logits instead of softmax probabilities.")
     p.add_argument("--output", "-o", help="The .tflite path (default: <model-dir>/model.tflite or ./<model>.tflite).")
     p.add_argument("--target", choices=deploy.TARGETS, default="arm", help="LCE target (default arm).")
@@ -119,6 +120,7 @@ def load_model(args):
         "pad_values": args.pad_values,
         "recovery": False if args.no_recovery else None,
         "padding": args.padding,
+        "binarizer": args.binarizer,
     }
     if args.variant is not None:
         options["variant"] = args.variant

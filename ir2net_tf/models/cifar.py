@@ -160,6 +160,7 @@ def IR2ResNet20(
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
     weight_clip: bool = False,
+    binarizer: str = "bireal",
 ) -> tf.keras.Model:
     return build_zoo_model(IR2_RESNET20, **locals())
 
@@ -179,6 +180,7 @@ def IR2ResNet18CIFAR(
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
     weight_clip: bool = False,
+    binarizer: str = "bireal",
 ) -> tf.keras.Model:
     return build_zoo_model(IR2_RESNET18_CIFAR, **locals())
 
@@ -198,5 +200,6 @@ def IR2VGGSmall(
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
     weight_clip: bool = False,
+    binarizer: str = "bireal",
 ) -> tf.keras.Model:
     return build_zoo_model(IR2_VGG_SMALL, **locals())

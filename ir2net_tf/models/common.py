@@ -89,7 +89,7 @@ def model_input(
 
 # The builders' options that configure the binary convolutions; the rest
 # (input, weights, classifier, variant, recovery) shape the model around them.
-CONV_OPTIONS = ("binary_weights", "pad_values", "padding", "weight_clip")
+CONV_OPTIONS = ("binary_weights", "pad_values", "padding", "weight_clip", "binarizer")
 
 
 def resolve_variant(spec, variant) -> Union[FusionHead, str]:
@@ -165,6 +165,11 @@ def build_zoo_model(
     (``CONV_OPTIONS``), add the recovery head and classifier, load weights.
     """
     head = resolve_variant(spec, variant)
+    if recovery and head is None:
+        raise ValueError(
+            f"{spec.name} has no recovery head (recovery=False); for its binarization with information "
+            "recovery, build an IR² model with binarizer='irnet' (e.g. IR2ResNet20(binarizer='irnet'))."
+        )
     padding = conv_args.get("padding", "same")
     if padding not in spec.paddings:
         raise ValueError(
@@ -181,7 +186,7 @@ def build_zoo_model(
     taps = spec.backbone(inputs, conv_args)
     final = taps.pop()
     with_head, bare = spec.keras_names
-    suffix = f"_{spec.parse_variant(variant).lower()}" if isinstance(variant, str) and spec.variants else ""
+    suffix = f"_{spec.parse_variant(variant).lower()}" if isinstance(variant, str) and spec.has_recovery else ""
     model = build_top(
         inputs, taps, final, name=with_head + suffix if recovery else bare, head=head if recovery else None,
         act=spec.activation, top=top, flatten=spec.flatten, final_batch_norm=spec.final_batch_norm,

@@ -31,10 +31,12 @@ def bireal_block(x, filters: int, strides: int, *, name: str, **conv_args):
     return activation("prelu", name=f"{name}_act")(y)
 
 
-def bireal_backbone(inputs, conv_args, *, depths):
-    """Stem and Bi-Real stages; returns the taps f0 (stem, before the max
-    pool), f1–f3 and F (the last stage's output)."""
-    padding = conv_args.get("padding", "same")
+def imagenet_stem(inputs, *, act: str, padding: str):
+    """Conv 7×7/2, 64 → BN → ``act``, then MaxPool 3×3/2.
+
+    Returns:
+        (the stem's output before the max pool, the max pool's output).
+    """
     if padding == "pytorch":
         # PyTorch's Conv2d(7, 2, padding=3): zeros, then "valid".
         x = PyTorchPadding2D(7, 2, name="stem_pad")(inputs)
@@ -42,16 +44,20 @@ def bireal_backbone(inputs, conv_args, *, depths):
     else:
         x = tf.keras.layers.Conv2D(64, 7, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = batch_norm(name="stem_bn")(x)
-    x = activation("prelu", name="stem_act")(x)
-    taps = [x]
+    stem = activation(act, name="stem_act")(x)
     if padding == "pytorch":
         # PyTorch's MaxPool2d(3, 2, padding=1) never picks a padded pixel: pad
         # with the lowest float (PReLU outputs can be negative), then "valid".
-        x = PyTorchPadding2D(3, 2, value="lowest", name="stem_pool_pad")(x)
-        x = tf.keras.layers.MaxPool2D(3, strides=2, name="stem_pool")(x)
-    else:
-        x = tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(x)
+        x = PyTorchPadding2D(3, 2, value="lowest", name="stem_pool_pad")(stem)
+        return stem, tf.keras.layers.MaxPool2D(3, strides=2, name="stem_pool")(x)
+    return stem, tf.keras.layers.MaxPool2D(3, strides=2, padding="same", name="stem_pool")(stem)
 
+
+def bireal_backbone(inputs, conv_args, *, depths):
+    """Stem and Bi-Real stages; returns the taps f0 (stem, before the max
+    pool), f1–f3 and F (the last stage's output)."""
+    stem, x = imagenet_stem(inputs, act="prelu", padding=conv_args.get("padding", "same"))
+    taps = [stem]
     for stage, (blocks, width) in enumerate(zip(depths, WIDTHS), start=1):
         for block in range(blocks):
             strides = 2 if stage > 1 and block == 0 else 1
@@ -117,6 +123,7 @@ def IR2ResNet18(
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
     weight_clip: bool = False,
+    binarizer: str = "bireal",
 ) -> tf.keras.Model:
     return build_zoo_model(IR2_RESNET18, **locals())
 
@@ -136,5 +143,6 @@ def IR2ResNet34(
     classifier_activation: Optional[str] = "softmax",
     padding: str = "same",
     weight_clip: bool = False,
+    binarizer: str = "bireal",
 ) -> tf.keras.Model:
     return build_zoo_model(IR2_RESNET34, **locals())

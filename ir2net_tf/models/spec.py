@@ -31,14 +31,15 @@ class Variant:
     """A fusion head of a model, with what is known about it.
 
     Args:
-        head: the fusion head.
+        head: the fusion head; None for a model without a recovery head (the
+            IR-Net models: their one "variant", named None).
         paper_top1: top-1 accuracy (%) reported by the paper, if any.
         paper_top5: top-5 accuracy (%) reported by the paper, if any.
         parameters: trainable parameters of the reference implementation.
         source: who reported the accuracy (for the catalog).
     """
 
-    head: FusionHead
+    head: Optional[FusionHead]
     paper_top1: Optional[float] = None
     paper_top5: Optional[float] = None
     parameters: Optional[int] = None
@@ -73,6 +74,8 @@ class ModelSpec:
         final_batch_norm: BatchNorm before the classifier's Dense layer:
             None (with a recovery head only), True (always) or False (never).
         references: (title, URL) pairs for the docstring.
+        method: ``"ir2net"`` or ``"irnet"`` (the IR-Net models the paper
+            compares against: no recovery head, no information restriction).
     """
 
     name: str
@@ -97,6 +100,12 @@ class ModelSpec:
         ("IR²Net: Information Restriction and Information Recovery for Accurate Binary Neural Networks",
          "https://arxiv.org/abs/2210.02637"),
     )
+    method: str = "ir2net"
+
+    @property
+    def has_recovery(self) -> bool:
+        """Whether the model has a recovery head (and so variants)."""
+        return any(v.head is not None for v in self.variants.values())
 
     def variant(self, name) -> Variant:
         """The ``Variant`` called ``name`` (see ``parse_variant``)."""
@@ -108,6 +117,8 @@ class ModelSpec:
         the choices for anything else."""
         if name is None or (isinstance(name, str) and name.strip().lower() in DEFAULT_VARIANT_WORDS):
             return self.default_variant
+        if not self.has_recovery:
+            raise ValueError(f"{self.name} has no recovery head and so no variants; leave the variant unset.")
         if isinstance(name, str):
             for known in self.variants:
                 if known.lower() == name.strip().lower():
@@ -118,7 +129,7 @@ class ModelSpec:
         )
 
     def variant_names(self) -> List[str]:
-        return list(self.variants)
+        return [name for name in self.variants if name is not None]
 
 
 # The registry every tool reads: name → ModelSpec, in registration order,
@@ -163,8 +174,9 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def model_variants() -> List[Tuple[str, Optional[str]]]:
-    """(model name, variant name) for every registered model and variant."""
-    return [(spec.name, variant) for spec in MODELS.values() for variant in (spec.variants or [None])]
+    """(model name, variant name) for every registered model and variant
+    (None for a model without variants)."""
+    return [(spec.name, variant) for spec in MODELS.values() for variant in spec.variants]
 
 
 _ARGUMENTS = """
@@ -178,10 +190,8 @@ _ARGUMENTS = """
             returns the fused map (or F when ``recovery=False``).
         num_classes: classes of the classifier (default {classes}); only with
             ``include_top=True``.
-        variant: the fusion head: {variants} (any case; ``None`` = {default}),
-            or an ``ir2net_tf.recovery.FusionHead``.
-        recovery: ``False`` builds the bare backbone as the ablation baseline:
-            F → pool → Dense, no recovery head and no extra BatchNorm.
+        variant: {variant_doc}
+        recovery: {recovery_doc}
         binary_weights: ``False`` gives step 1 of the two-step recipe (real
             weights, binary activations); its weights load into the ``True``
             model unchanged.
@@ -192,6 +202,9 @@ _ARGUMENTS = """
         weight_clip: ``False`` (default, the reference's dynamics): latent
             binary weights are never clipped. ``True`` adds Larq's
             ``weight_clip`` constraint (clip to [−1, 1] after every update).
+        binarizer: the binary convolutions' quantizers: ``"bireal"``
+            (IR²Net's approx_sign / ste_sign) or ``"irnet"`` (IR-Net's EDE and
+            Libra-PB, ``ir2net_tf.binarization``); default ``"{binarizer}"``.
 
     Input:
         Images on a 0–1 scale normalized with the ImageNet mean (0.485, 0.456,
@@ -220,7 +233,15 @@ def _percent(value) -> str:
 def docstring(spec: ModelSpec) -> str:
     """The builder's docstring, written from ``spec``."""
     lines = [f"Instantiates {spec.name}: {spec.summary}.", "", f"    {spec.architecture}", ""]
-    if spec.variants:
+    if not spec.has_recovery:
+        (only,) = spec.variants.values()
+        lines += [
+            f"    | top-1 on {spec.dataset} ({only.source}, reported) | top-5 | trainable parameters |",
+            "    | ----- | ----- | -------------------- |",
+            f"    | {_percent(only.paper_top1)} | {_percent(only.paper_top5)} | {only.parameters:,} |",
+            "",
+        ]
+    else:
         lines += [
             f"    Variants (accuracy on {spec.dataset} as reported; parameters of this code):",
             "",
@@ -236,11 +257,20 @@ def docstring(spec: ModelSpec) -> str:
         lines.append("")
     if spec.binary_weights:
         lines += [f"    {spec.binary_weights:,} binary kernel weights.", ""]
+    if spec.has_recovery:
+        names = ", ".join(f'``"{v}"``' for v in spec.variant_names())
+        variant_doc = (f"the fusion head: {names} (any case; ``None`` = ``\"{spec.default_variant}\"``),\n"
+                       "            or an ``ir2net_tf.recovery.FusionHead``.")
+        recovery_doc = ("``False`` builds the bare backbone as the ablation baseline:\n"
+                        "            F → pool → Dense, no recovery head and no extra BatchNorm.")
+    else:
+        variant_doc = "only ``None``: the model has no recovery head."
+        recovery_doc = ("only ``False``; for IR-Net's binarization with a recovery head, build an\n"
+                        "            IR² model with ``binarizer=\"irnet\"``.")
     text = "\n".join(lines) + _ARGUMENTS.format(
-        stride=spec.stride, size=spec.input_size, classes=spec.num_classes,
-        variants=", ".join(f'``"{v}"``' for v in spec.variants) or "none",
-        default=f'``"{spec.default_variant}"``' if spec.default_variant else "none",
-        padding=_PYTORCH_PADDING if "pytorch" in spec.paddings else "",
+        stride=spec.stride, size=spec.input_size, classes=spec.num_classes, variant_doc=variant_doc,
+        recovery_doc=recovery_doc, padding=_PYTORCH_PADDING if "pytorch" in spec.paddings else "",
+        binarizer="irnet" if spec.method == "irnet" else "bireal",
     )
     text += "\n    References:\n" + "".join(f"        - [{title}]({url})\n" for title, url in spec.references)
     return text

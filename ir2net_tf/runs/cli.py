@@ -32,8 +32,14 @@ flags.DEFINE_string("manual_dir", None, "Where the manually downloaded files are
 flags.DEFINE_integer("image_size", None, "Input height and width.")
 flags.DEFINE_integer("epochs", None, "Epochs per stage.")
 flags.DEFINE_integer("batch_size", None, "Global batch size (split over the replicas).")
-flags.DEFINE_enum("optimizer", None, ["sgd", "adam"], "Optimizer.")
+flags.DEFINE_enum("optimizer", None, ["sgd", "sgd_nesterov", "adam"], "Optimizer.")
 flags.DEFINE_float("learning_rate", None, "Peak learning rate (cosine decay to 0 over the stage).")
+flags.DEFINE_enum("lr_schedule", None, ["cosine", "step"], "cosine to 0 (default), or step: ×0.1 at 30/60/90 % "
+                  "of the stage after --warmup_epochs (IR-Net's ImageNet schedule).")
+flags.DEFINE_float("warmup_epochs", None, "--lr_schedule step: linear warm-up epochs (may be fractional).")
+flags.DEFINE_float("warmup_learning_rate", None, "--lr_schedule step: the rate the warm-up starts from.")
+flags.DEFINE_enum("binarizer", None, ["bireal", "irnet"], "Binary convolutions' quantizers: bireal (IR²Net's "
+                  "approx_sign/ste_sign) or irnet (IR-Net's EDE/Libra-PB); default: the model's own.")
 flags.DEFINE_float("momentum", None, "SGD momentum.")
 flags.DEFINE_float("weight_decay", None, "L2 weight decay added to the gradient.")
 flags.DEFINE_enum("weight_decay_scope", None, ["all", "conv"], "Decay all trainable weights or conv kernels only.")
@@ -71,7 +77,7 @@ TRAINING_FLAGS = (
     "model", "variant", "dataset", "data_dir", "manual_dir", "image_size", "epochs", "batch_size", "optimizer",
     "learning_rate", "momentum", "weight_decay", "weight_decay_scope", "stage2_weight_decay",
     "restriction_lambda", "normalization", "teacher", "stage", "augment", "pad_values", "recovery", "seed",
-    "weight_clip",
+    "weight_clip", "lr_schedule", "warmup_epochs", "warmup_learning_rate", "binarizer",
 )
 
 

@@ -16,7 +16,7 @@ from ir2net_tf import data, zoo
 from ir2net_tf.runs import artifacts
 
 # config.json's keys that are zoo.build options (absent ones keep the zoo default).
-BUILD_KEYS = ("variant", "num_classes", "pad_values", "binary_weights", "recovery", "padding")
+BUILD_KEYS = ("variant", "num_classes", "pad_values", "binary_weights", "recovery", "padding", "binarizer")
 
 
 @dataclasses.dataclass

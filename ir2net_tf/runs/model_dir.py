@@ -170,6 +170,7 @@ def model_config(settings: dict, num_classes: int, binary_weights: bool, stages_
         "pad_values": settings["pad_values"],
         "binary_weights": binary_weights,
         "recovery": settings["recovery"],
+        "binarizer": settings.get("binarizer"),  # None: the model's own
         # The saved weights come from a model built with logits; they load
         # unchanged into one built with "softmax".
         "classifier_activation": None,

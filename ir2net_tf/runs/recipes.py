@@ -38,7 +38,27 @@ RECIPES = {
         batch_size=512, optimizer="adam", learning_rate=1e-3, weight_decay=1e-5,
         weight_decay_scope="conv", stage2_weight_decay=0.0, stage="both", teacher="ResNet50",
     ),
+    # IR-Net (docs/irnet.md): its release's CIFAR recipe (SGD, lr 0.1, cosine,
+    # 400 epochs, batch 128, wd 1e-4) and ImageNet config (SGD Nesterov, 32 GPUs
+    # × 64 = 2048 per step, warm-up 0.2 → 0.8 over 2,500 of 62,500 iterations
+    # (4 of 100 epochs), then ×0.1 at 30/60/90 %, wd 1e-4); plain
+    # cross-entropy, no restriction, no recovery head, no teacher.
+    "irnet_cifar10": dict(
+        model="IRNetResNet20", dataset="cifar10", image_size=32, epochs=400, batch_size=128,
+        optimizer="sgd", learning_rate=0.1, weight_decay=1e-4, weight_decay_scope="all",
+        stage="2", teacher="", restriction_lambda=0.0, recovery=False,
+    ),
+    "irnet_imagenet": dict(
+        model="IRNetResNet18", dataset="imagenet2012", image_size=224, epochs=100, batch_size=2048,
+        optimizer="sgd_nesterov", learning_rate=0.8, lr_schedule="step", warmup_epochs=4.0,
+        warmup_learning_rate=0.2, weight_decay=1e-4, weight_decay_scope="all",
+        stage="2", teacher="", restriction_lambda=0.0, recovery=False,
+    ),
 }
+
+# IR-Net models train without information restriction and have no recovery
+# head under every recipe (the digits demo included); flags still override.
+IRNET_DEFAULTS = dict(restriction_lambda=0.0, recovery=False)
 
 # What a flag takes when neither the recipe nor the command line sets it.
 DEFAULTS = dict(
@@ -58,7 +78,7 @@ def recipe_name(recipe: Optional[str], dataset: Optional[str], model: Optional[s
     if dataset is None or dataset == "digits":
         return "digits"
     if dataset.startswith("imagenet2012"):
-        return "imagenet"
+        return "irnet_imagenet" if _is_irnet(model) else "imagenet"
     return _model_recipe(model or "IR2ResNet20")
 
 
@@ -68,10 +88,18 @@ def _model_recipe(model: str) -> str:
     return get_spec(model).recipe or "digits"
 
 
+def _is_irnet(model: Optional[str]) -> bool:
+    from ir2net_tf.zoo import get_spec
+
+    return model is not None and get_spec(model).method == "irnet"
+
+
 def resolve(recipe: str, given: dict) -> dict:
     """The recipe's values overridden by the flags ``given`` (name → value)."""
     settings = dict(DEFAULTS)
     settings.update(RECIPES[recipe])
+    if _is_irnet(given.get("model", settings["model"])):
+        settings.update(IRNET_DEFAULTS)
     settings.update({k: v for k, v in given.items()})
     if "variant" not in given and settings["model"] != RECIPES[recipe]["model"]:
         # Another model than the recipe's: its own default variant.

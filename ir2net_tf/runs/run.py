@@ -5,9 +5,10 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from ir2net_tf import data, zoo
+from ir2net_tf import binarization, data, zoo
+from ir2net_tf.schedules import make_schedule
+from ir2net_tf.training import IR2Trainer, make_optimizer
 from ir2net_tf.weights import load_weights
-from ir2net_tf.training import IR2Trainer, cosine_schedule, make_optimizer
 from ir2net_tf.visualize import RestrictionGridLogger
 from ir2net_tf.runs import artifacts, callbacks, distribute, model_dir as model_dirs, seeding, validation
 from ir2net_tf.runs.teacher import load_teacher
@@ -22,10 +23,12 @@ def check_settings(settings: dict) -> None:
 
 def build_student(settings, num_classes, *, binary_weights, weights=None):
     size = settings["image_size"]
+    # binarizer: None (or absent, runs from before it existed) = the model's own.
+    binarizer = {"binarizer": settings["binarizer"]} if settings.get("binarizer") else {}
     return zoo.build(
         settings["model"], input_shape=(size, size, 3), num_classes=num_classes, variant=settings["variant"],
         recovery=settings["recovery"], binary_weights=binary_weights, pad_values=settings["pad_values"],
-        classifier_activation=None, weights=weights, weight_clip=settings.get("weight_clip", False),
+        classifier_activation=None, weights=weights, weight_clip=settings.get("weight_clip", False), **binarizer,
     )
 
 
@@ -116,7 +119,10 @@ class Run:
                 weight_decay_scope=s["weight_decay_scope"], normalization=s["normalization"],
                 restriction_shortcut=self.restriction_shortcut,
             )
-            schedule = cosine_schedule(s["learning_rate"], steps * s["epochs"])
+            schedule = make_schedule(
+                s.get("lr_schedule", "cosine"), s["learning_rate"], steps * s["epochs"],
+                warmup_steps=round(steps * s.get("warmup_epochs", 0)), warmup_learning_rate=s.get("warmup_learning_rate"),
+            )
             optimizer = make_optimizer(s["optimizer"], schedule, s["momentum"])
             # Under mixed_float16, compile wraps the optimizer in a loss-scale
             # optimizer; the checkpoint keeps the inner one's state.
@@ -147,6 +153,8 @@ class Run:
             every=self.checkpoint_every, schedule=schedule, optimizer=optimizer, write=self.chief,
         )
         extra = [callbacks.Progress(s["epochs"])] if self.verbose else []
+        if binarization.uses_irnet(student):  # IR-Net's EDE temperature, set at every epoch start
+            extra.append(binarization.EDESchedule(student, s["epochs"]))
         if self.chief:
             extra.append(tf.keras.callbacks.TensorBoard(
                 self.path(os.path.join(artifacts.LOGS, f"stage{stage}")), write_graph=False, profile_batch=0,
@@ -211,7 +219,7 @@ def evaluate(model_dir=None, *, model=None, weights=None, dataset=None, image_si
     else:
         if not weights or not dataset:
             raise ValueError("Evaluating a zoo model needs a weights file and a dataset: --weights FILE --dataset D.")
-        ds = data.load(dataset, image_size=image_size or zoo.get_model_info(model).input_size, data_dir=data_dir)
+        ds = data.load(dataset, image_size=image_size or zoo.get_spec(model).input_size, data_dir=data_dir)
         keras_model = loading.build_model(model, weights=weights, input_size=ds.image_size, logits=True,
                                           num_classes=ds.num_classes, **options)
     result = evaluation.evaluate(keras_model, ds, batch_size=batch_size or 64, progress=verbose > 0)

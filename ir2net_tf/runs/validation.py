@@ -37,21 +37,17 @@ def check_model(settings: dict) -> None:
     """The model, variant, input size, padding and head: builds the student
     once (no weights), so that every combination the builder refuses is
     refused here, with the builder's message, before any file is written."""
-    info = zoo.get_model_info(settings["model"])
-    if settings["variant"] not in info.variants:
-        raise ValueError(
-            f"Unknown variant {settings['variant']!r} for {info.name}; choose one of {list(info.variants)} "
-            "(--variant)."
-        )
+    spec = zoo.get_spec(settings["model"])
+    spec.parse_variant(settings["variant"])  # an unknown variant names the choices
     size = settings["image_size"]
     try:
         model = zoo.build(
-            info.name, input_shape=(size, size, 3), num_classes=2, variant=settings["variant"],
+            spec.name, input_shape=(size, size, 3), num_classes=2, variant=settings["variant"],
             recovery=settings["recovery"], binary_weights=True, pad_values=settings["pad_values"],
             classifier_activation=None,
         )
     except ValueError as error:
-        raise ValueError(f"--image_size {size} does not fit {info.name}: {error}") from error
+        raise ValueError(f"--image_size {size} does not fit {spec.name}: {error}") from error
     from ir2net_tf.deploy import zero_padding_hazards
 
     hazards = zero_padding_hazards(model)
@@ -61,7 +57,7 @@ def check_model(settings: dict) -> None:
             "%s at --image_size %d with --pad_values 0 will not export correctly: LCE computes zero-padded "
             "binary convolutions on maps smaller than the kernel wrongly (%s). For a deployable model use a "
             "larger --image_size (≥ 96 for the ImageNet models) or --pad_values 1.",
-            info.name, size, ", ".join(hazards[:3]) + (" …" if len(hazards) > 3 else ""),
+            spec.name, size, ", ".join(hazards[:3]) + (" …" if len(hazards) > 3 else ""),
         )
 
 

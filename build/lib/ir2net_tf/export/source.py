@@ -15,7 +15,7 @@ from ir2net_tf.weights import WeightsMismatch, load_weights
 CONFIG = "config.json"
 # Preference order when the config does not name its weights files.
 WEIGHTS_FILES = {"best": "best.weights.h5", "final": "final.weights.h5"}
-BUILD_KEYS = ("variant", "num_classes", "pad_values", "binary_weights", "recovery", "padding")
+BUILD_KEYS = ("variant", "num_classes", "pad_values", "binary_weights", "recovery", "padding", "binarizer")
 
 
 def read_config(model_dir: str) -> dict:
