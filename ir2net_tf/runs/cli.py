@@ -54,6 +54,7 @@ flags.DEFINE_boolean("overwrite", False, "Delete a different run found in --mode
 flags.DEFINE_integer("checkpoint_every", 500, "Save a checkpoint every N steps (and at every epoch's end).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+flags.DEFINE_integer("cluster_timeout", 300, "--strategy=multi_worker: seconds to wait for every worker at start-up.")
 flags.DEFINE_boolean("mixed_precision", False, "float16 (bfloat16 on TPU) compute, for accelerators.")
 flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
 flags.DEFINE_string("init_weights", None, "Stage-1 weights for --stage 2 (default: the model directory's).")
@@ -85,6 +86,10 @@ def main(argv):
 
     # TensorFlow logs this at INFO on every checkpoint save, burying the progress.
     logging.get_absl_handler().addFilter(lambda record: "Sharding callback" not in record.getMessage())
+    # tf.distribute logs this at INFO for every collective it builds.
+    logging.get_absl_handler().addFilter(lambda record: "Collective all_reduce tensors" not in record.getMessage())
+
+    runner = None
 
     try:
         if FLAGS.mode == "evaluate":
@@ -100,11 +105,20 @@ def main(argv):
             settings, model_dir=FLAGS.model_dir, overwrite=FLAGS.overwrite, checkpoint_every=FLAGS.checkpoint_every,
             strategy=FLAGS.strategy, tpu=FLAGS.tpu, mixed_precision=FLAGS.mixed_precision,
             jit_compile=FLAGS.jit_compile, verbose=FLAGS.verbose, init_weights=FLAGS.init_weights,
+            cluster_timeout=FLAGS.cluster_timeout,
         )
         rows = runner.train()
     except (ValueError, run.callbacks.NaNLoss) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    except run.callbacks.Stopped as stopped:
+        print(stopped, file=sys.stderr)
+        sys.exit(stopped.exit_code)
+    except KeyboardInterrupt:
+        where = runner.where() if runner is not None else "before training started"
+        print(f"Interrupted (Ctrl-C) {where}; the checkpoints saved until then are kept. Run the same command "
+              "to resume.", file=sys.stderr)
+        sys.exit(130)
     last = [r for r in rows if r["stage"] == rows[-1]["stage"]] if rows else []
     if last:
         best = max(float(r["val_accuracy"]) for r in last)
