@@ -118,7 +118,9 @@ def check_tf_config(text: str) -> dict:
 
 def slurm_resolver():
     """SLURM's cluster: one task per worker, ``srun`` having started them.
-    On nodes without GPUs every task sees the CPU."""
+    Tasks sharing a node get a GPU each (``CUDA_VISIBLE_DEVICES``); a task
+    alone on its node keeps the GPUs SLURM gave it; without GPUs every task
+    uses the CPU."""
     from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import (
         expand_tasks_per_node, get_num_gpus,
     )
@@ -130,7 +132,7 @@ def slurm_resolver():
         gpus = 0
     tasks_per_node = max(expand_tasks_per_node(os.environ.get("SLURM_STEP_TASKS_PER_NODE", "1")))
     return tf.distribute.cluster_resolver.SlurmClusterResolver(
-        port_base=port, gpus_per_node=max(gpus, tasks_per_node), auto_set_gpu=gpus > 0,
+        port_base=port, gpus_per_node=max(gpus, tasks_per_node), auto_set_gpu=gpus > 0 and tasks_per_node > 1,
     )
 
 
