@@ -42,9 +42,9 @@ def tf_config_env(ports, index):
     return dict(ENV, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
 
 
-def slurm_env(index):
-    """What srun sets for task ``index`` of a two-task step on one node;
-    the job id is picked so that the ports it implies are free."""
+def slurm_env():
+    """task index → what srun sets for that task of a two-task step on one
+    node; the job id is picked so that the ports it implies are free."""
     while True:
         job = random.randrange(1, 10**6)
         try:
@@ -84,60 +84,63 @@ def stray_worker_folders(model_dir):
 
 
 @pytest.fixture(scope="module")
-def cluster_run(tmp_path_factory):
-    """Three digits epochs on two workers that SLURM's variables describe."""
+def interrupted_cluster(tmp_path_factory):
+    """Three digits epochs on two workers: SIGTERMed mid-epoch 1, started
+    again and SIGKILLed mid-epoch 2, then finished by workers that SLURM's
+    variables describe (instead of TF_CONFIG)."""
     model_dir = str(tmp_path_factory.mktemp("cluster") / "run")
-    env = slurm_env(0)
-    return model_dir, finish(start([env(0), env(1)], *RUN, f"--model_dir={model_dir}"))
-
-
-def test_two_workers_train_three_epochs_into_the_chiefs_directory(cluster_run):
-    model_dir, results = cluster_run
-    for log, code in results:
-        assert code == 0, log[-3000:]
-    for name in (artifacts.CONFIG, artifacts.BEST_WEIGHTS, artifacts.FINAL_WEIGHTS, artifacts.CURVES):
-        assert os.path.getsize(os.path.join(model_dir, name)) > 0
-    rows = artifacts.read_metrics(os.path.join(model_dir, artifacts.METRICS))
-    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-    assert checkpoint_state(os.path.join(model_dir, artifacts.CHECKPOINTS, "stage2")) == (3, 0, 3 * STEPS)
-    assert not stray_worker_folders(model_dir)
-
-
-def test_preempted_and_killed_cluster_resumes_without_losing_a_step(cluster_run, tmp_path):
-    model_dir = str(tmp_path / "run")
     ckpt_dir = os.path.join(model_dir, artifacts.CHECKPOINTS, "stage2")
     ports = free_ports(2)
     envs = [tf_config_env(ports, i) for i in range(2)]
     args = [*RUN, f"--model_dir={model_dir}", "--checkpoint_every=4"]
-
-    # SIGTERM mid-epoch 1: every worker saves the step it is at, and says so.
     workers = start(envs, *args)
     wait_for_checkpoint(ckpt_dir, lambda state: state[0] == 0, workers)
     for w in workers:
         w.send_signal(signal.SIGTERM)
     stopped = finish(workers)
-    steps = set()
-    for log, code in stopped:
-        assert code == 128 + signal.SIGTERM and "Traceback" not in log, log[-3000:]
-        match = re.search(r"Stopped by SIGTERM in stage 2, epoch 1, step (\d+) .*Run the same command to resume\.", log)
-        assert match, log[-3000:]
-        steps.add(int(match.group(1)))
-    (step,) = steps
-    assert 0 < step < STEPS and checkpoint_state(ckpt_dir) == (0, step, step)
-
-    # Restarted, then SIGKILLed in epoch 2 after a mid-epoch checkpoint.
+    at_stop = checkpoint_state(ckpt_dir)
     workers = start(envs, *args)
     wait_for_checkpoint(ckpt_dir, lambda state: state[0] == 1 and state[1] > 0, workers)
     for w in workers:
         w.send_signal(signal.SIGKILL)
-    for log, _ in finish(workers):
-        assert f"Resuming stage 2 from {ckpt_dir}/ckpt-{step}: epoch 1, step {step} (optimizer step {step})" in log
+    killed = finish(workers)
+    at_kill = checkpoint_state(ckpt_dir)
+    slurm = slurm_env()
+    return dict(model_dir=model_dir, ckpt_dir=ckpt_dir, stopped=stopped, at_stop=at_stop, killed=killed,
+                at_kill=at_kill, finished=finish(start([slurm(0), slurm(1)], *args)))
 
-    # Started again: both resume and finish where an uninterrupted run does.
-    for log, code in finish(start(envs, *args)):
-        assert code == 0 and re.search(r"Resuming stage 2 from \S+: epoch 2, step [1-9]", log), log[-3000:]
-    clean = checkpoint_state(os.path.join(cluster_run[0], artifacts.CHECKPOINTS, "stage2"))
-    assert checkpoint_state(ckpt_dir) == clean == (3, 0, 3 * STEPS)
+
+def test_sigterm_saves_the_current_step_on_every_worker(interrupted_cluster):
+    steps = set()
+    for log, code in interrupted_cluster["stopped"]:
+        assert code == 128 + signal.SIGTERM and "Traceback" not in log, log[-3000:]
+        match = re.search(r"Stopped by SIGTERM in stage 2, epoch 1, step (\d+) .*Run the same command to resume\.", log)
+        assert match, log[-3000:]
+        steps.add(int(match.group(1)))
+    (step,) = steps  # both workers stopped at the same step, which was saved
+    assert 0 < step < STEPS and interrupted_cluster["at_stop"] == (0, step, step)
+    # The restart lost no step.
+    for log, _ in interrupted_cluster["killed"]:
+        assert (f"Resuming stage 2 from {interrupted_cluster['ckpt_dir']}/ckpt-{step}: epoch 1, step {step} "
+                f"(optimizer step {step})") in log, log[-3000:]
+
+
+def test_killed_cluster_resumes_and_ends_where_an_uninterrupted_run_does(interrupted_cluster):
+    epoch, step, iterations = interrupted_cluster["at_kill"]
+    assert epoch == 1 and 0 < step < STEPS and iterations == STEPS + step
+    for log, code in interrupted_cluster["finished"]:
+        assert code == 0, log[-3000:]
+        assert f"Resuming stage 2 from {interrupted_cluster['ckpt_dir']}/ckpt-{iterations}: epoch 2, step {step}" in log
+    # An uninterrupted run ends at epoch 3, step 0, optimizer step 3 epochs' steps.
+    assert checkpoint_state(interrupted_cluster["ckpt_dir"]) == (3, 0, 3 * STEPS)
+
+
+def test_the_chiefs_directory_holds_the_run_and_no_worker_folders(interrupted_cluster):
+    model_dir = interrupted_cluster["model_dir"]
+    for name in (artifacts.CONFIG, artifacts.BEST_WEIGHTS, artifacts.FINAL_WEIGHTS, artifacts.CURVES):
+        assert os.path.getsize(os.path.join(model_dir, name)) > 0
+    rows = artifacts.read_metrics(os.path.join(model_dir, artifacts.METRICS))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert not stray_worker_folders(model_dir)
 
 

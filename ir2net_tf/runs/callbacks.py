@@ -70,6 +70,15 @@ class RunState(tf.keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.time()
 
+    def on_test_begin(self, logs=None):
+        # Each replica keeps its own batch-norm running statistics; the saved
+        # weights hold their average. Give every replica that average, so
+        # that validation scores the weights that are saved.
+        if self.strategy.num_replicas_in_sync > 1:
+            for variable in self.student.non_trainable_variables:
+                if variable.synchronization == tf.VariableSynchronization.ON_READ:
+                    variable.assign(variable.read_value())
+
     def on_train_batch_end(self, batch, logs=None):
         loss = float((logs or {}).get("loss", 0.0))
         if not math.isfinite(loss):
