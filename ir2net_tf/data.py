@@ -183,13 +183,30 @@ class Dataset:
             )
         return steps
 
-    def train(self, epoch: int, batch_size: int, skip_batches: int = 0) -> tf.data.Dataset:
+    def train(self, epoch: int, batch_size: int, skip_batches: int = 0, *, shards: int = 1, shard: int = 0,
+              local_batch_size: Optional[int] = None) -> tf.data.Dataset:
         """Epoch ``epoch``'s batches from batch ``skip_batches`` on.
 
         The order and augmentation are functions of (seed, epoch, position), so
         the skipped batches are exactly the ones an interrupted run consumed;
         they are skipped before decoding, which costs almost nothing.
+
+        Args:
+            epoch: the epoch (with the seed, it fixes order and augmentation).
+            batch_size: the global batch: one training step of the whole
+                cluster.
+            skip_batches: global batches already consumed this epoch.
+            shards: workers sharing the epoch; ``shard``: this worker's index.
+                Global batch ``k`` is examples ``[k·B, (k+1)·B)`` of the
+                shuffled stream, and worker ``i`` takes its ``i``-th slice of
+                ``B / shards`` examples: together the workers see each
+                example once, in the order one process would.
+            local_batch_size: the batches this pipeline yields (a slice split
+                between a worker's replicas); default: the slice.
         """
+        if batch_size % shards:
+            raise ValueError(f"--batch_size {batch_size} does not split evenly over {shards} workers; "
+                             f"choose a multiple of {shards}.")
         train_fn, _ = preprocessors(self.augment, self.image_size)
         base_seed = tf.constant([self.seed, epoch], tf.int64)
 
@@ -201,8 +218,12 @@ class Dataset:
         steps = self.steps_per_epoch(batch_size)
         ds = self.train_source(epoch).take(steps * batch_size).enumerate()
         ds = ds.skip(skip_batches * batch_size)
+        if shards > 1:
+            # Every worker reads the whole stream (undecoded) and keeps its slices.
+            part = batch_size // shards
+            ds = ds.filter(lambda index, _: tf.equal(index % batch_size // part, shard))
         ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
-        return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
+        return ds.batch(local_batch_size or batch_size // shards, drop_remainder=True).prefetch(AUTOTUNE)
 
     def evaluation(self, batch_size: int) -> tf.data.Dataset:
         _, eval_fn = preprocessors(self.augment, self.image_size)

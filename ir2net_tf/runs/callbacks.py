@@ -4,11 +4,13 @@ epochs over the whole stage although ``fit`` is called once per epoch."""
 
 import math
 import os
+import signal
 import time
 
 import tensorflow as tf
 
-from ir2net_tf.runs import artifacts
+from ir2net_tf.runs import artifacts, distribute
+from ir2net_tf.runs.signals import StopSignals, Stopped
 
 
 class NaNLoss(RuntimeError):
@@ -30,25 +32,52 @@ class Progress(tf.keras.callbacks.ProgbarLogger):
 class RunState(tf.keras.callbacks.Callback):
     """Counts steps into the checkpointed ``epoch``/``step`` variables, saves a
     checkpoint every ``every`` steps and at each epoch's end, records the
-    epoch's metrics and keeps the best weights by validation accuracy.
+    epoch's metrics and keeps the best weights by validation accuracy, and
+    stops with a checkpoint at the step boundary after SIGTERM or Ctrl-C.
 
-    Only the chief (``write=True``) writes the run's files; every worker saves
-    checkpoints, as ``tf.distribute`` requires.
+    On a cluster every worker runs all of it, because saving weights and
+    checkpoints are collective operations: only the chief's files are kept,
+    the others write to temporary folders (``distribute.write_path``) that
+    are removed at once. Every worker takes the same best-weights decision,
+    from the chief's metrics file and the epoch's (all-reduced) metrics.
     """
 
-    def __init__(self, *, stage, manager, epoch, step, student, model_dir, every, schedule, optimizer, write=True):
+    def __init__(self, *, stage, manager, epoch, step, student, model_dir, every, schedule, optimizer,
+                 strategy=None, signals=None, checkpoint_dir=None):
         super().__init__()
         self.stage, self.manager, self.epoch_var, self.step_var = stage, manager, epoch, step
         self.student, self.model_dir, self.every = student, model_dir, every
-        self.schedule, self.optimizer_ref, self.write = schedule, optimizer, write
+        self.schedule, self.optimizer_ref = schedule, optimizer
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.write = distribute.is_chief(self.strategy)
+        self.signals, self.checkpoint_dir = signals, checkpoint_dir or manager.directory
         self.nan_at = None
         self._started = time.time()
 
+    def position(self):
+        """(stage, epoch, step) as a user counts them: the epoch in progress."""
+        return self.stage, int(self.epoch_var.numpy()) + 1, int(self.step_var.numpy())
+
     def _save(self):
         self.manager.save(checkpoint_number=int(self.optimizer_ref.iterations.numpy()))
+        distribute.remove_temporary(self.checkpoint_dir, self.strategy, folder=True)
+
+    def _save_weights(self, kind):
+        path = os.path.join(self.model_dir, artifacts.stage_weights(self.stage, kind))
+        artifacts.save_weights(self.student, distribute.write_path(path, self.strategy))
+        distribute.remove_temporary(path, self.strategy)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.time()
+
+    def on_test_begin(self, logs=None):
+        # Each replica keeps its own batch-norm running statistics; the saved
+        # weights hold their average. Give every replica that average, so
+        # that validation scores the weights that are saved.
+        if self.strategy.num_replicas_in_sync > 1:
+            for variable in self.student.non_trainable_variables:
+                if variable.synchronization == tf.VariableSynchronization.ON_READ:
+                    variable.assign(variable.read_value())
 
     def on_train_batch_end(self, batch, logs=None):
         loss = float((logs or {}).get("loss", 0.0))
@@ -58,6 +87,16 @@ class RunState(tf.keras.callbacks.Callback):
             self.model.stop_training = True
             return
         self.step_var.assign_add(1)
+        received = self.signals.received if self.signals is not None else None
+        if self.signals is not None and distribute.any_worker(self.strategy, received is not None):
+            self._save()
+            stage, epoch, step = self.position()
+            cause = StopSignals.name(received) if received else "a stop signal on another worker"
+            raise Stopped(
+                f"Stopped by {cause} in stage {stage}, epoch {epoch}, step {step} (optimizer step "
+                f"{int(self.optimizer_ref.iterations.numpy())}); checkpoint saved in {self.checkpoint_dir}. "
+                "Run the same command to resume.", received or signal.SIGTERM,
+            )
         if self.every and int(self.step_var.numpy()) % self.every == 0:
             self._save()
 
@@ -67,17 +106,24 @@ class RunState(tf.keras.callbacks.Callback):
         logs = dict(logs or {})
         self.epoch_var.assign(epoch + 1)
         self.step_var.assign(0)
+        metrics = os.path.join(self.model_dir, artifacts.METRICS)
+        # This epoch's row may already be there (a redone epoch): compare with
+        # the others only, so that every worker decides alike whenever it reads.
+        earlier = [
+            float(r["val_accuracy"] or "nan") for r in artifacts.read_metrics(metrics)
+            if r["stage"] == str(self.stage) and r["epoch"] != str(epoch + 1)
+        ]
+        accuracy = float(logs.get("val_accuracy", float("nan")))
+        is_best = accuracy >= max(earlier + [accuracy])
         if self.write:
             row = dict(
                 logs, stage=self.stage, epoch=epoch + 1, seconds=round(time.time() - self._started, 2),
                 learning_rate=float(self.schedule(self.optimizer_ref.iterations)),
             )
-            rows = artifacts.write_metric_row(os.path.join(self.model_dir, artifacts.METRICS), row)
-            stage_rows = [r for r in rows if r["stage"] == str(self.stage)]
-            best = max(float(r["val_accuracy"] or "nan") for r in stage_rows)
-            if float(logs.get("val_accuracy", float("nan"))) >= best:
-                artifacts.save_weights(self.student, os.path.join(self.model_dir, artifacts.stage_weights(self.stage, "best")))
-            artifacts.save_weights(self.student, os.path.join(self.model_dir, artifacts.stage_weights(self.stage, "final")))
+            artifacts.write_metric_row(metrics, row)
+        if is_best:
+            self._save_weights("best")
+        self._save_weights("final")
         # Checkpoint last: if killed before, the epoch's tail is redone and its
         # metrics row replaced.
         self._save()

@@ -63,6 +63,7 @@ flags.DEFINE_boolean("overwrite", False, "Delete a different run found in --mode
 flags.DEFINE_integer("checkpoint_every", 500, "Save a checkpoint every N steps (and at every epoch's end).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+flags.DEFINE_integer("cluster_timeout", 300, "--strategy=multi_worker: seconds to wait for every worker at start-up.")
 flags.DEFINE_boolean("mixed_precision", False, "float16 (bfloat16 on TPU) compute, for accelerators.")
 flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
 flags.DEFINE_boolean("restriction_shortcut", True, "When the mask keeps every pixel of a replica's batch, skip the "
@@ -113,9 +114,12 @@ def main(argv):
     # TensorFlow logs this at INFO on every checkpoint save, burying the progress.
     # Keras warns that our per-step bookkeeping (step counter, checkpoint
     # check) is "slow compared to the batch time" on the tiny demo batches;
-    # nothing a user can act on.
-    noise = ("Sharding callback", "is slow compared to the batch time")
+    # tf.distribute logs every collective it builds at INFO. Nothing a user
+    # can act on.
+    noise = ("Sharding callback", "is slow compared to the batch time", "Collective all_reduce tensors")
     logging.get_absl_handler().addFilter(lambda record: not any(n in record.getMessage() for n in noise))
+
+    runner = None
 
     try:
         if FLAGS.mode == "evaluate":
@@ -139,12 +143,20 @@ def main(argv):
             settings, model_dir=FLAGS.model_dir, overwrite=FLAGS.overwrite, checkpoint_every=FLAGS.checkpoint_every,
             strategy=FLAGS.strategy, tpu=FLAGS.tpu, mixed_precision=FLAGS.mixed_precision,
             jit_compile=FLAGS.jit_compile, verbose=FLAGS.verbose, init_weights=FLAGS.init_weights,
-            restriction_shortcut=FLAGS.restriction_shortcut,
+            restriction_shortcut=FLAGS.restriction_shortcut, cluster_timeout=FLAGS.cluster_timeout,
         )
         rows = runner.train()
     except (ValueError, run.callbacks.NaNLoss) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+    except run.callbacks.Stopped as stopped:
+        print(stopped, file=sys.stderr)
+        sys.exit(stopped.exit_code)
+    except KeyboardInterrupt:
+        where = runner.where() if runner is not None else "before training started"
+        print(f"Interrupted (Ctrl-C) {where}; the checkpoints saved until then are kept. Run the same command "
+              "to resume.", file=sys.stderr)
+        sys.exit(130)
     # The stage this command asked for (--stage 1 in a finished run: stage 1's).
     wanted = "1" if settings["stage"] == "1" else "2"
     last = [r for r in rows if r["stage"] == wanted]

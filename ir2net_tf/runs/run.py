@@ -10,7 +10,8 @@ from ir2net_tf.schedules import make_schedule
 from ir2net_tf.training import IR2Trainer, make_optimizer
 from ir2net_tf.weights import load_weights
 from ir2net_tf.visualize import RestrictionGridLogger
-from ir2net_tf.runs import artifacts, callbacks, distribute, model_dir as model_dirs, seeding, validation
+from ir2net_tf.runs import artifacts, callbacks, checkpoints, distribute, model_dir as model_dirs, seeding, validation
+from ir2net_tf.runs.signals import StopSignals
 from ir2net_tf.runs.teacher import load_teacher
 
 STAGES = validation.STAGES
@@ -42,21 +43,31 @@ def load_dataset(settings) -> data.Dataset:
 class Run:
     def __init__(self, settings, *, model_dir, overwrite=False, checkpoint_every=500, strategy="default",
                  tpu="", mixed_precision=False, jit_compile=False, verbose=1, init_weights=None,
-                 restriction_shortcut=True):
+                 restriction_shortcut=True, cluster_timeout=distribute.DEFAULT_CLUSTER_TIMEOUT):
         check_settings(settings)
         seeding.make_repeatable(settings["seed"], deterministic_ops=strategy == "default")
         self.settings = settings
-        self.model_dir = model_dirs.prepare(model_dir)
-        # Deletes nothing yet: the data must load first (model_dir.py).
-        self.saved, reset = model_dirs.check_run(self.model_dir, settings, overwrite)
         self.checkpoint_every, self.jit_compile, self.verbose = checkpoint_every, jit_compile, verbose
         self.init_weights = init_weights
         self.restriction_shortcut = restriction_shortcut
+        self.position = None  # (stage, epoch, step) while training: where an interrupt stops
         distribute.set_mixed_precision(mixed_precision, strategy)
-        self.strategy = distribute.make_strategy(strategy, tpu)
+        # Flags the workers must share (collectives happen at the same steps).
+        shared = dict(settings, checkpoint_every=checkpoint_every, mixed_precision=mixed_precision,
+                      jit_compile=jit_compile, init_weights=init_weights)
+        self.strategy = distribute.make_strategy(strategy, tpu, cluster_timeout, settings=shared)
         self.chief = distribute.is_chief(self.strategy)
+        replicas = self.strategy.num_replicas_in_sync
+        if settings["batch_size"] % replicas:
+            raise ValueError(f"--batch_size {settings['batch_size']} does not split evenly over the {replicas} "
+                             f"replicas; choose a multiple of {replicas} (it is the global batch).")
+        self.model_dir = model_dirs.prepare(model_dir)
+        # The chief checks the directory; the others take its word. Nothing is
+        # deleted until the data has loaded (model_dir.py).
+        self.saved, reset = distribute.share(
+            self.strategy, "saved_config", lambda: model_dirs.check_run(self.model_dir, settings, overwrite))
         self.dataset = load_dataset(settings)
-        if reset:
+        if reset and self.chief:
             model_dirs.remove_run(self.model_dir)
         self.completed = list(self.saved.get("stages_completed", []))
 
@@ -132,14 +143,16 @@ class Run:
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         checkpoint = tf.train.Checkpoint(model=student, optimizer=optimizer, epoch=epoch, step=step)
         directory = self.path(os.path.join(artifacts.CHECKPOINTS, f"stage{stage}"))
-        if not self.chief:  # other workers' checkpoints are only for tf.distribute's sake
-            directory = os.path.join(directory, f"worker-{os.getpid()}")
-        manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
-        if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        # Every worker saves (a collective); only the chief's are kept, and
+        # every worker resumes from the chief's.
+        manager = tf.train.CheckpointManager(
+            checkpoint, distribute.write_path(directory, self.strategy, folder=True), max_to_keep=2)
+        latest = distribute.share(self.strategy, f"restore/stage{stage}", lambda: checkpoints.newest_intact(directory))
+        if latest:
+            checkpoint.restore(latest).assert_existing_objects_matched()
             logging.info(
                 "Resuming stage %s from %s: epoch %d, step %d (optimizer step %d).", stage,
-                manager.latest_checkpoint, int(epoch.numpy()) + 1, int(step.numpy()), int(optimizer.iterations.numpy()),
+                latest, int(epoch.numpy()) + 1, int(step.numpy()), int(optimizer.iterations.numpy()),
             )
         elif stage == "2":
             init = self._stage1_weights()
@@ -148,31 +161,66 @@ class Run:
                 load_weights(student, init)  # all or nothing
             elif s["stage"] == "2" and s["recipe"] == "imagenet":
                 logging.warning("Stage 2 without stage-1 weights: training binary weights from scratch.")
+        logs = self.path(os.path.join(artifacts.LOGS, f"stage{stage}"))
+        restriction_logs = os.path.join(logs, "restriction")
+        # Where the other workers write: removed after each use, and here in
+        # case a previous process was killed before it could.
+        temporary = [(directory, True), (self.path(artifacts.stage_weights(stage, "best")), False),
+                     (restriction_logs, True), (logs, True)]
+        try:
+            with StopSignals() as signals:
+                self._fit_stage(stage, trainer, student, schedule, optimizer, manager, epoch, step, signals,
+                                directory, logs, restriction_logs)
+        except tf.errors.OpError as error:
+            if not distribute.multi_worker(self.strategy):
+                raise
+            raise distribute.ClusterError(
+                f"Worker {distribute.task_name(self.strategy)} lost the cluster in stage {stage}, epoch "
+                f"{int(epoch.numpy()) + 1}, step {int(step.numpy())} ({type(error).__name__}: "
+                f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}). Start every worker "
+                "again with the same command to resume from the last checkpoint."
+            ) from None
+        finally:
+            self.position = None
+            for path, folder in temporary:
+                distribute.remove_temporary(path, self.strategy, folder=folder)
+
+    def _fit_stage(self, stage, trainer, student, schedule, optimizer, manager, epoch, step, signals, directory,
+                   logs, restriction_logs):
+        """The stage's epochs, one ``fit`` each, from the restored position."""
+        s, ds, strategy = self.settings, self.dataset, self.strategy
         state = callbacks.RunState(
             stage=stage, manager=manager, epoch=epoch, step=step, student=student, model_dir=self.model_dir,
-            every=self.checkpoint_every, schedule=schedule, optimizer=optimizer, write=self.chief,
+            every=self.checkpoint_every, schedule=schedule, optimizer=optimizer, strategy=strategy,
+            signals=signals, checkpoint_dir=directory,
         )
-        extra = [callbacks.Progress(s["epochs"])] if self.verbose else []
+        extra = [callbacks.Progress(s["epochs"])] if self.verbose and self.chief else []
         if binarization.uses_irnet(student):  # IR-Net's EDE temperature, set at every epoch start
             extra.append(binarization.EDESchedule(student, s["epochs"]))
-        if self.chief:
-            extra.append(tf.keras.callbacks.TensorBoard(
-                self.path(os.path.join(artifacts.LOGS, f"stage{stage}")), write_graph=False, profile_batch=0,
-            ))
+        # Every worker runs these callbacks (the grid's forward pass reads
+        # synchronized variables); the others' files go to temporary folders.
+        extra.append(tf.keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0))
         evaluation = ds.evaluation(s["batch_size"])
-        if self.chief and s["restriction_lambda"] > 0:
+        if distribute.multi_worker(strategy):
+            # Each worker evaluates its share of the batches; the metrics are summed.
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            evaluation = evaluation.with_options(options)
+        if s["restriction_lambda"] > 0:
             # What restriction erases from a fixed batch, every tenth of the stage.
-            fixed = next(iter(evaluation.unbatch().take(4).batch(4)))[0]
+            fixed = next(iter(ds.evaluation(4).take(1)))[0]
             extra.append(RestrictionGridLogger(
-                student, fixed.numpy(), self.path(os.path.join(artifacts.LOGS, f"stage{stage}", "restriction")),
+                student, fixed.numpy(), distribute.write_path(restriction_logs, strategy, folder=True),
                 every=max(1, s["epochs"] // 10), lam=s["restriction_lambda"], normalization=s["normalization"],
                 initial_epoch=int(epoch.numpy()),
             ))
         while int(epoch.numpy()) < s["epochs"]:
-            current = int(epoch.numpy())
+            current, skip = int(epoch.numpy()), int(step.numpy())
+            self.position = state.position
             trainer.fit(
-                ds.train(current, s["batch_size"], skip_batches=int(step.numpy())), initial_epoch=current,
-                epochs=current + 1, validation_data=evaluation, callbacks=[state, *extra], verbose=0,
+                self._train_input(current, skip), initial_epoch=current, epochs=current + 1,
+                steps_per_epoch=ds.steps_per_epoch(s["batch_size"]) - skip,
+                validation_data=evaluation, callbacks=[state, *extra], verbose=0,
             )
             if state.nan_at is not None:
                 kept = manager.latest_checkpoint or "none saved yet"
@@ -181,6 +229,26 @@ class Run:
                     f"{state.nan_at[1]}. The run stopped; the last good checkpoint is kept ({kept}). Lower "
                     "--learning_rate (or check the data), then start again with the same flags to resume."
                 )
+
+
+    def _train_input(self, epoch, skip):
+        """Epoch ``epoch``'s training batches from global batch ``skip`` on; on a
+        cluster each worker's share (every example once across the workers,
+        in the order one process would see them)."""
+        ds, batch = self.dataset, self.settings["batch_size"]
+        if not distribute.multi_worker(self.strategy):
+            return ds.train(epoch, batch, skip_batches=skip)
+        return self.strategy.distribute_datasets_from_function(lambda context: ds.train(
+            epoch, batch, skip_batches=skip, shards=context.num_input_pipelines, shard=context.input_pipeline_id,
+            local_batch_size=context.get_per_replica_batch_size(batch),
+        ))
+
+    def where(self) -> str:
+        """Where training is, for an interrupted run's message."""
+        if self.position is None:
+            return "before training started"
+        stage, epoch, step = self.position()
+        return f"in stage {stage}, epoch {epoch}, step {step}"
 
 
 def evaluate(model_dir=None, *, model=None, weights=None, dataset=None, image_size=None, data_dir=None,

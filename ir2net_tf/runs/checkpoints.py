@@ -1,0 +1,66 @@
+"""Which checkpoint a run resumes from: the newest one that reads whole.
+
+A machine that dies while writing (full disk, a node lost mid-save on a
+network file system) can leave the newest checkpoint truncated; the one
+before it is still good, and a run should resume from it rather than fail.
+"""
+
+import glob
+import os
+import re
+from typing import List, Optional
+
+import tensorflow as tf
+from absl import logging
+
+
+def candidates(directory: str) -> List[str]:
+    """The checkpoints in ``directory``, newest first: the manager's own list,
+    then any others found on disk (by step number)."""
+    listed = []
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+        if state is not None:
+            listed = [os.path.join(directory, os.path.basename(p)) for p in state.all_model_checkpoint_paths]
+    except (tf.errors.OpError, ValueError):  # a damaged state file: fall back to the files
+        pass
+    on_disk = sorted(
+        (p[: -len(".index")] for p in glob.glob(os.path.join(directory, "ckpt-*.index"))),
+        key=lambda p: int(re.sub(r"\D", "", os.path.basename(p)) or 0),
+    )
+    ordered = list(reversed(listed)) + [p for p in reversed(on_disk) if p not in listed]
+    return ordered
+
+
+def problem(path: str) -> Optional[str]:
+    """Why the checkpoint ``path`` cannot be restored, or None when every
+    tensor in it reads."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as error:  # noqa: BLE001 — a damaged file fails in many ways (IndexError, DataLossError, ...)
+        text = str(error).strip().splitlines()
+        return f"{type(error).__name__}: {text[0][:200] if text else ''}"
+    return None
+
+
+def newest_intact(directory: str) -> Optional[str]:
+    """The newest checkpoint in ``directory`` that reads whole (logging each
+    damaged one skipped), or None when there is none; an error when there are
+    checkpoints and none of them reads."""
+    damaged = []
+    for path in candidates(directory):
+        reason = problem(path)
+        if reason is None:
+            if damaged:
+                logging.warning("Resuming from %s, the newest intact checkpoint (skipped: %s).", path,
+                                "; ".join(f"{p} is damaged ({r})" for p, r in damaged))
+            return path
+        damaged.append((path, reason))
+    if damaged:
+        raise ValueError(
+            f"No checkpoint in {directory} can be read ({'; '.join(f'{p}: {r}' for p, r in damaged)}). "
+            "Move the checkpoints folder away to restart the stage, or pass --overwrite to start afresh."
+        )
+    return None
