@@ -50,12 +50,14 @@ def test_binary_conv_configuration_follows_spec():
         assert config["pad_values"] == 0.0
         assert conv.input_quantizer.__class__.__name__ == "ApproxSign"
         assert conv.kernel_quantizer.__class__.__name__ == "SteSign"
-        assert isinstance(conv.kernel_constraint, lq.constraints.WeightClip)
+        assert conv.kernel_constraint is None  # the reference clips no latent weight
     for layer in model.layers:
         if isinstance(layer, tf.keras.layers.BatchNormalization):
             assert layer.epsilon == 1e-5 and layer.momentum == 0.9
     one_padded = zoo.IR2ResNet20(pad_values=1.0)
     assert {c.pad_values for c in binary_convs(one_padded)} == {1.0}
+    clipped = zoo.IR2ResNet20(weight_clip=True)
+    assert all(isinstance(c.kernel_constraint, lq.constraints.WeightClip) for c in binary_convs(clipped))
 
 
 def test_with_feature_map_shares_weights_and_returns_f():
