@@ -2,6 +2,7 @@
 new virtual environment, used from another directory."""
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -19,9 +20,15 @@ def installed(tmp_path_factory):
     through a .pth file (a path entry: the test environment's editable
     install of this checkout is not activated by it)."""
     root = tmp_path_factory.mktemp("package")
+    # A copy of the checkout: setuptools builds in the source folder (build/,
+    # *.egg-info), which must not litter the checkout.
+    source = root / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "__pycache__", ".venv", "runs", "exports"))
     wheels = root / "wheels"
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), REPO],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
+         str(source)],
         capture_output=True, text=True, timeout=300,
     )
     assert built.returncode == 0, built.stderr[-3000:]

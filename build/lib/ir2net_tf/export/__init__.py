@@ -1,1 +1,0 @@
-"""``python -m export`` / ``ir2net-export``: a model to an LCE ``.tflite`` file, verified."""

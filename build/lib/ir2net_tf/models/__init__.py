@@ -1,1 +1,0 @@
-"""Model builders; the public entry point is ``ir2net_tf.zoo``."""

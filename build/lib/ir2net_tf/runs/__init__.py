@@ -1,2 +1,0 @@
-"""A training run: ``python -m train`` / ``ir2net-train`` (``cli``), its recipes, model
-directory, checkpoints and resumption."""
