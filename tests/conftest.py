@@ -1,13 +1,12 @@
 """Test set-up: the installed ir2net_tf (Keras 2 before TensorFlow), shared fixtures."""
 
 import os
-import sys
 
 import ir2net_tf  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import pytest  # noqa: E402
 
-from tests_support import SMALL, kill_mid_epoch_and_resume  # noqa: E402
+from tests_support import SMALL, cli, kill_mid_epoch_and_resume  # noqa: E402
 from ir2net_tf.runs import artifacts  # noqa: E402
 
 

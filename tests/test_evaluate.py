@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import tempfile
 from contextlib import redirect_stdout
 
 import numpy as np
@@ -19,6 +20,10 @@ import tensorflow as tf
 from ir2net_tf import data, deploy, evaluation, zoo
 from ir2net_tf.export.cli import main as export_main
 from ir2net_tf.runs import artifacts
+
+# tfds.testing.mock_data ignores the data directory, but our commands refuse
+# one that does not exist (they would not create it): an empty one.
+MOCK_DATA_DIR = tempfile.mkdtemp(prefix="ir2net-mock-tfds-")
 
 FAST = ["--latency-runs", "0", "--random-samples", "8"]
 MEAN, STD = np.array(data.IMAGENET_MEAN, np.float32), np.array(data.IMAGENET_STD, np.float32)
@@ -153,9 +158,9 @@ def test_evaluate_on_mock_cifar10(digits_run, tmp_path, capsys):
     output = tmp_path / "cifar.tflite"
     with tfds.testing.mock_data(num_examples=40):
         out = export(capsys, "--model", "IR2ResNet20", "--weights", weights, "-o", output, "--evaluate", "cifar10",
-                     "--data-dir", "/nonexistent-tfds-dir", "--batch-size", 16, "--min-agreement", 0, *FAST)
+                     "--data-dir", MOCK_DATA_DIR, "--batch-size", 16, "--min-agreement", 0, *FAST)
         # The same mocked test split, decoded here.
-        test = tfds.load("cifar10", split="test", as_supervised=True, data_dir="/nonexistent-tfds-dir",
+        test = tfds.load("cifar10", split="test", as_supervised=True, data_dir=MOCK_DATA_DIR,
                          decoders={"image": tfds.decode.SkipDecoding()})
         pairs = [(tf.io.decode_png(image, channels=3).numpy(), int(label)) for image, label in test]
     images, labels = prepared(np.stack([p[0] for p in pairs])), np.array([p[1] for p in pairs])
@@ -226,16 +231,16 @@ def test_mode_evaluate_any_weights_gives_the_library_top1(imported_b, tmp_path, 
     labels = np.zeros(12, np.int64)
     with mock_imagenet(images, labels):
         # The library path: the imported model on the dataset as ir2net_tf.data prepares it.
-        dataset = data.load("imagenet2012", image_size=64, data_dir="/nonexistent-tfds-dir")
+        dataset = data.load("imagenet2012", image_size=64, data_dir=MOCK_DATA_DIR)
         predicted = np.concatenate([model.predict_on_batch(x).argmax(-1) for x, _ in dataset.evaluation(5)])
     # Labels that make the library's top-1 exactly 7 of 12: any other model
     # (another padding, variant or weights) would predict other classes.
     labels[:7] = predicted[:7]
     labels[7:] = (predicted[7:] + 1) % 1000
     args = ["--mode=evaluate", "--model=IR2ResNet18", "--variant=B", "--padding=pytorch", f"--weights={weights}",
-            "--dataset=imagenet2012", "--data_dir=/nonexistent-tfds-dir", "--image_size=64", "--verbose=0"]
+            "--dataset=imagenet2012", f"--data_dir={MOCK_DATA_DIR}", "--image_size=64", "--verbose=0"]
     with mock_imagenet(images, labels):
-        library = evaluation.evaluate(model, data.load("imagenet2012", image_size=64, data_dir="/nonexistent-tfds-dir"),
+        library = evaluation.evaluate(model, data.load("imagenet2012", image_size=64, data_dir=MOCK_DATA_DIR),
                                       progress=False)
         out, _ = train_cli(capsys, *args)
 
@@ -250,7 +255,7 @@ def test_mode_evaluate_names_the_layer_that_does_not_fit(imported_b, capsys):
     images = np.zeros((2, 64, 64, 3), np.uint8)
     with mock_imagenet(images, [0, 1]), pytest.raises(SystemExit) as exit_info:
         train_cli(capsys, "--mode=evaluate", "--model=IR2ResNet18", "--variant=C", f"--weights={weights}",
-                  "--dataset=imagenet2012", "--data_dir=/nonexistent-tfds-dir", "--image_size=64", "--verbose=0")
+                  "--dataset=imagenet2012", f"--data_dir={MOCK_DATA_DIR}", "--image_size=64", "--verbose=0")
     err = capsys.readouterr().err
     assert exit_info.value.code == 1
     assert re.search(r"does not match model 'ir2_resnet18_c' at layer '\w+'", err), err
@@ -340,7 +345,7 @@ def test_every_host_command_of_the_deployment_guide_runs(digits_run, tmp_path, m
     ran = []
     with mock_imagenet(images, np.arange(6)):
         for command in commands:
-            argv = shlex.split(command.replace("~/tensorflow_datasets", "/nonexistent-tfds-dir"))[2:]
+            argv = shlex.split(command.replace("~/tensorflow_datasets", MOCK_DATA_DIR))[2:]
             tool, extra = argv[0], []
             if tool == "export":
                 extra = SMALLEST["export"] + (SMALLEST["export IR2ResNet18"] if "IR2ResNet18" in argv else [])

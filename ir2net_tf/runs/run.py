@@ -44,8 +44,6 @@ class Run:
     def __init__(self, settings, *, model_dir, overwrite=False, checkpoint_every=500, strategy="default",
                  tpu="", mixed_precision=False, jit_compile=False, verbose=1, init_weights=None,
                  restriction_shortcut=True, cluster_timeout=distribute.DEFAULT_CLUSTER_TIMEOUT):
-        check_settings(settings)
-        seeding.make_repeatable(settings["seed"], deterministic_ops=strategy == "default")
         self.settings = settings
         self.checkpoint_every, self.jit_compile, self.verbose = checkpoint_every, jit_compile, verbose
         self.init_weights = init_weights
@@ -55,7 +53,12 @@ class Run:
         # Flags the workers must share (collectives happen at the same steps).
         shared = dict(settings, checkpoint_every=checkpoint_every, mixed_precision=mixed_precision,
                       jit_compile=jit_compile, init_weights=init_weights)
+        # The strategy first: a multi-worker one must configure TensorFlow's
+        # collectives before any operation runs (the checks below build a model).
+        # It writes no file, so a bad flag still leaves the directory untouched.
         self.strategy = distribute.make_strategy(strategy, tpu, cluster_timeout, settings=shared)
+        check_settings(settings)
+        seeding.make_repeatable(settings["seed"], deterministic_ops=strategy == "default")
         self.chief = distribute.is_chief(self.strategy)
         replicas = self.strategy.num_replicas_in_sync
         if settings["batch_size"] % replicas:
