@@ -23,8 +23,14 @@ def installed(tmp_path_factory):
     # A copy of the checkout: setuptools builds in the source folder (build/,
     # *.egg-info), which must not litter the checkout.
     source = root / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        ".git", "build", "*.egg-info", "__pycache__", ".venv", "runs", "exports"))
+    everywhere = shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__")
+
+    def ignore(folder, names):
+        # A user's run and export folders at the top (not ir2net_tf/runs).
+        top = {".venv", "runs", "exports"} if os.path.samefile(folder, REPO) else set()
+        return set(everywhere(folder, names)) | (top & set(names))
+
+    shutil.copytree(REPO, source, ignore=ignore)
     wheels = root / "wheels"
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
