@@ -229,8 +229,7 @@ def deployable(model: tf.keras.Model) -> tf.keras.Model:
                 config[attribute] = "ste_sign"
         return layer.__class__.from_config(config)
 
-    with quiet_constraint_warning():
-        twin = tf.keras.models.clone_model(model, clone_function=clone)
+    twin = tf.keras.models.clone_model(model, clone_function=clone)
     twin.set_weights(model.get_weights())  # the same weights in the same order (t is no weight)
     for source in model.submodules:
         if isinstance(getattr(source, "kernel_quantizer", None), LibraPB):
@@ -268,22 +267,3 @@ def _next_batch_norm(layer):
             return layer
         if not isinstance(layer, tf.keras.layers.MaxPool2D):
             return None
-
-
-class quiet_constraint_warning:
-    """Silences Larq's "binary weight quantizer without kernel_constraint"
-    warning while IR-Net layers are built: Libra-PB is meant to run without
-    weight clipping (its standardization keeps every weight's gradient alive)."""
-
-    _MESSAGE = "without setting `kernel_constraint`"
-
-    def _filter(self, record):
-        return self._MESSAGE not in record.getMessage()
-
-    def __enter__(self):
-        logging.getLogger("larq.layers_base").addFilter(self._filter)
-        return self
-
-    def __exit__(self, *exc):
-        logging.getLogger("larq.layers_base").removeFilter(self._filter)
-        return False

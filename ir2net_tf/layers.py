@@ -36,7 +36,8 @@ PADDINGS = ("same", "pytorch")
 def _drop_clip_advice(record: logging.LogRecord) -> bool:
     # Larq warns for every binary layer without a kernel constraint. No
     # clipping is the reference's behaviour and our default (see
-    # ``binary_conv``'s ``weight_clip``), so the advice is noise here.
+    # ``binary_conv``'s ``weight_clip``), and IR-Net's Libra-PB never clips,
+    # so the advice is noise here.
     return "without setting `kernel_constraint`" not in record.getMessage()
 
 
@@ -105,9 +106,7 @@ def binary_conv(
         use_bias=False,
         name=name,
     )
-    if _irnet_quantizers(binarizer, binary_weights, options):
-        with binarization.quiet_constraint_warning():
-            return _quant_conv(filters, kernel_size, padding, options)
+    _irnet_quantizers(binarizer, binary_weights, options)
     return _quant_conv(filters, kernel_size, padding, options)
 
 
@@ -117,19 +116,16 @@ def _quant_conv(filters, kernel_size, padding, options):
     return lq.layers.QuantConv2D(filters, kernel_size, padding="same", **options)
 
 
-def _irnet_quantizers(binarizer: str, binary_weights: bool, options: dict) -> bool:
+def _irnet_quantizers(binarizer: str, binary_weights: bool, options: dict) -> None:
     """Switches ``options`` to IR-Net's quantizers for ``binarizer="irnet"``."""
     if binarizer not in BINARIZERS:
         raise ValueError(
             f"binarizer must be one of {BINARIZERS} ('bireal' is IR²Net's, 'irnet' IR-Net's "
             f"Libra-PB and EDE); got {binarizer!r}."
         )
-    if binarizer == "bireal":
-        return False
-    options.update(
-        input_quantizer="ede_sign", kernel_quantizer="libra_pb" if binary_weights else None, kernel_constraint=None
-    )
-    return True
+    if binarizer == "irnet":
+        options.update(input_quantizer="ede_sign", kernel_quantizer="libra_pb" if binary_weights else None,
+                       kernel_constraint=None)
 
 
 def batch_norm(name: str = None) -> tf.keras.layers.BatchNormalization:
