@@ -25,6 +25,7 @@ from ir2net_tf import deploy, zoo
 from ir2net_tf.catalog import measured
 from ir2net_tf.complexity import complexity
 from ir2net_tf.files import atomic_write, check_writable_dir
+from ir2net_tf.flag_domains import argparse_type, at_least
 
 BASELINE = "Bi-Real backbone"
 
@@ -229,17 +230,19 @@ def plot(rows: List[dict], path: str, threads) -> None:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--size", type=int, default=224, help="input size of the ImageNet models (224)")
-    parser.add_argument("--runs", type=int, default=10, help="timed inferences per kernel and thread count")
-    parser.add_argument("--rounds", type=int, default=2,
+    parser.add_argument("--size", type=argparse_type(at_least(1)), default=224,
+                        help="input size of the ImageNet models (224)")
+    parser.add_argument("--runs", type=argparse_type(at_least(1)), default=10,
+                        help="timed inferences per kernel and thread count")
+    parser.add_argument("--rounds", type=argparse_type(at_least(1)), default=2,
                         help="timing rounds over all rows; each setting keeps its best median (2)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=argparse_type(at_least(1)), nargs="+", default=[1, 2])
     parser.add_argument("--models", nargs="+",
                         help="only these rows (names as in the table; shell patterns such as 'IR2ResNet18-*')")
     parser.add_argument("--train", nargs="*", default=list(DEFAULT_TRAIN),
                         help=f"rows whose training throughput is measured (default: {', '.join(DEFAULT_TRAIN)}; "
                              "'all', or nothing to skip)")
-    parser.add_argument("--train_batch", type=int, default=8)
+    parser.add_argument("--train_batch", type=argparse_type(at_least(1)), default=8)
     parser.add_argument("--cache_dir", help="keep the .tflite files here and reuse them on the next run "
                                             "(created if missing)")
     parser.add_argument("--output_dir", default="benchmark", help="where results.json/.md and tradeoff.png go")

@@ -23,6 +23,8 @@ import json  # noqa: E402
 import sys  # noqa: E402
 
 from ir2net_tf import zoo
+from ir2net_tf.command_name import command_name
+from ir2net_tf.flag_domains import Domain, argparse_type, at_least
 from ir2net_tf.deploy import DeployError
 from ir2net_tf.catalog import benchmark, measured, show_restriction
 
@@ -75,7 +77,7 @@ def cmd_step_benchmark(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m zoo", description="The IR²Net model catalog.")
+    parser = argparse.ArgumentParser(prog=command_name("zoo"), description="The IR²Net model catalog.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("list", help="one row per model and variant")
     p.add_argument("models", nargs="*", help="only these models (default: all)")
@@ -92,11 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=benchmark.run)
     p = commands.add_parser("step-benchmark", help="IR² step time over the plain step, in both regimes")
     p.add_argument("--model", default="IR2ResNet18", help=f"one of {', '.join(zoo.MODELS)}")
-    p.add_argument("--image_size", type=int, help="input height and width (default: the model's)")
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--erased", type=float, default=0.25, help="fraction of pixels the erasing regime erases")
-    p.add_argument("--rounds", type=int, default=7, help="timing rounds (the ratio's spread is over them)")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per trainer and round")
+    p.add_argument("--image_size", type=argparse_type(at_least(1)),
+                   help="input height and width (default: the model's)")
+    p.add_argument("--batch_size", type=argparse_type(at_least(1)), default=8)
+    p.add_argument("--erased", type=argparse_type(Domain(integer=False, above=0, below=1)), default=0.25,
+                   help="fraction of pixels the erasing regime erases")
+    p.add_argument("--rounds", type=argparse_type(at_least(1)), default=7,
+                   help="timing rounds (the ratio's spread is over them)")
+    p.add_argument("--steps", type=argparse_type(at_least(1)), default=3, help="timed steps per trainer and round")
     p.add_argument("--jit_compile", action="store_true", help="compile the steps with XLA")
     p.set_defaults(run=cmd_step_benchmark)
     p = commands.add_parser("show-restriction", help="PNGs of what information restriction erases from images")

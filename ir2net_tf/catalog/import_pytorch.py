@@ -18,10 +18,13 @@ import argparse
 import sys
 from typing import List, Optional
 
+from ir2net_tf.command_name import command_name
+from ir2net_tf.flag_domains import argparse_type, at_least
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m zoo import-pytorch",
+        prog=f"{command_name('zoo')} import-pytorch",
         description="Import an authors' PyTorch IR²Net ImageNet checkpoint into Keras weights.",
     )
     p.add_argument("checkpoint", help="The reference's checkpoint.pth.tar (or a saved state dict).")
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step1", action="store_true",
                    help="A step-1 checkpoint (real weights, binary activations): build with "
                         "binary_weights=False. Default: step 2, binary weights (the released models).")
-    p.add_argument("--input-size", "--input_size", type=int, default=224,
+    p.add_argument("--input-size", "--input_size", type=argparse_type(at_least(32)), default=224,
                    help="Input height and width of the model (default 224; a multiple of 32).")
     return p
 

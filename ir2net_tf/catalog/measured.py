@@ -6,6 +6,8 @@ reported figures."""
 
 from typing import Dict, Iterable, Optional, Tuple
 
+from ir2net_tf.flag_domains import argparse_type, at_least
+
 Key = Tuple[str, Optional[str]]
 
 
@@ -17,7 +19,8 @@ def add_arguments(parser) -> None:
                             "or IR2ResNet20=runs/demo/best.weights.h5 (repeatable); needs --dataset")
     group.add_argument("--dataset", help="digits, a tensorflow-datasets name or an image folder, as `python -m train`")
     group.add_argument("--data_dir", help="tensorflow-datasets data directory")
-    group.add_argument("--image_size", type=int, help="input size for the measured models (the zoo default)")
+    group.add_argument("--image_size", type=argparse_type(at_least(1)),
+                       help="input size for the measured models (the zoo default)")
     group.add_argument("--padding", choices=("same", "pytorch"),
                        help="'pytorch' for weights from `python -m zoo import-pytorch`")
 

@@ -8,6 +8,7 @@ from typing import List, Tuple
 import numpy as np
 
 from ir2net_tf.files import atomic_write
+from ir2net_tf.flag_domains import argparse_type, at_least
 from ir2net_tf.restriction import DEFAULT_LAMBDA, NORMALIZATIONS
 
 
@@ -17,11 +18,13 @@ def add_arguments(parser) -> None:
     source.add_argument("--model", help="a zoo model name, with --variant/--weights/--input_size")
     source.add_argument("--variant", help="zoo model variant (default: the paper's head)")
     source.add_argument("--weights", help="weights file for --model (default: random initialization)")
-    source.add_argument("--input_size", type=int, help="input height and width for --model")
+    source.add_argument("--input_size", type=argparse_type(at_least(1)), help="input height and width for --model")
     images = parser.add_argument_group("images (one of)")
     images.add_argument("--images", help="an image file, a folder of images, or a .npy/.npz array")
-    images.add_argument("--digits", type=int, metavar="N", help="the first N held-out digits (the demo data)")
-    parser.add_argument("--lambda", dest="lam", type=float, default=DEFAULT_LAMBDA, help="the mask's λ (0.15)")
+    images.add_argument("--digits", type=argparse_type(at_least(1)), metavar="N",
+                        help="the first N held-out digits (the demo data)")
+    parser.add_argument("--lambda", dest="lam", type=argparse_type(at_least(0, integer=False)), default=DEFAULT_LAMBDA,
+                        help="the mask's λ (0.15)")
     parser.add_argument("--normalization", choices=NORMALIZATIONS, default="height")
     parser.add_argument(
         "--inference",

@@ -19,6 +19,9 @@ import sys
 import time
 
 from ir2net_tf import data, deploy, evaluation, zoo
+from ir2net_tf.command_name import command_name
+from ir2net_tf.flag_domains import FINITE, argparse_type, at_least, fraction, one_of
+from ir2net_tf.layers import PAD_VALUES
 from ir2net_tf.deploy import DeployError
 
 from ir2net_tf.export import inputs, report
@@ -27,17 +30,20 @@ from ir2net_tf.runs import artifacts, loading
 DEFAULT_VERIFY_IMAGES = 400  # all 360 held-out digits; a few seconds for an ImageNet model
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=command_name("export"), description=__doc__.split("\n\n")[0])
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--model-dir", "--model_dir", help="A `python -m train` model directory (config.json + weights).")
     where.add_argument("--model", help="A zoo model name (see ir2net_tf.zoo.MODELS).")
     p.add_argument("--weights", help="Weights file (default with --model-dir: its best, else final weights; "
                    "with --model: none, random weights with randomized batch-norm statistics).")
     p.add_argument("--variant", help="Zoo model variant (`python -m zoo list` shows each model's; default: the paper's head).")
-    p.add_argument("--input-size", "--input_size", type=int, help="Input height and width (zoo default otherwise).")
-    p.add_argument("--num-classes", "--num_classes", type=int, help="Classifier outputs (zoo default otherwise).")
-    p.add_argument("--pad-values", "--pad_values", type=float, choices=(0.0, 1.0), help="Binary conv padding.")
+    p.add_argument("--input-size", "--input_size", type=argparse_type(at_least(1)),
+                   help="Input height and width (zoo default otherwise).")
+    p.add_argument("--num-classes", "--num_classes", type=argparse_type(at_least(1)),
+                   help="Classifier outputs (zoo default otherwise).")
+    p.add_argument("--pad-values", "--pad_values", type=argparse_type(one_of(*PAD_VALUES)),
+                   help="Binary conv padding.")
     p.add_argument("--padding", choices=("same", "pytorch"),
                    help="ImageNet models: 'pytorch' for weights from `python -m zoo import-pytorch`.")
     p.add_argument("--no-recovery", "--no_recovery", action="store_true", help="Bare backbone, no recovery head.")
@@ -47,28 +53,36 @@ def parse_args(argv):
     p.add_argument("--target", choices=deploy.TARGETS, default="arm", help="LCE target (default arm).")
     p.add_argument("--input-type", "--input_type", choices=sorted(deploy.IO_TYPES), default="float32")
     p.add_argument("--output-type", "--output_type", choices=sorted(deploy.IO_TYPES), default="float32")
-    p.add_argument("--int8-range", "--int8_range", type=float, nargs=2, metavar=("MIN", "MAX"),
+    p.add_argument("--int8-range", "--int8_range", type=argparse_type(FINITE), nargs=2, metavar=("MIN", "MAX"),
                    help="LCE's experimental default int8 range (dummy quantization, latency tests only).")
     p.add_argument("--no-verify", "--no_verify", action="store_true", help="Skip the Keras/LCE parity check.")
     p.add_argument("--images", help=".npy/.npz array (npz: x, y) or image file/folder for the parity check.")
-    p.add_argument("--verify-images", "--verify_images", type=int, default=DEFAULT_VERIFY_IMAGES, metavar="N",
+    p.add_argument("--verify-images", "--verify_images", type=argparse_type(at_least(0)), default=DEFAULT_VERIFY_IMAGES,
+                   metavar="N",
                    help="With --model-dir: the first N images of the run's held-out split for the parity check, "
                    f"with labels (default {DEFAULT_VERIFY_IMAGES}; 0 = none).")
-    p.add_argument("--random-samples", "--random_samples", type=int, default=64,
+    p.add_argument("--random-samples", "--random_samples", type=argparse_type(at_least(0)), default=64,
                    help="Random inputs, an extra parity check (default 64).")
     p.add_argument("--evaluate", metavar="DATASET",
                    help="Top-1/top-5 of the .tflite (LCE's interpreter) and of Keras on the whole validation split "
                    "of DATASET: digits, a tensorflow-datasets name or an image folder (as `python -m train`).")
     p.add_argument("--data-dir", "--data_dir", help="tensorflow-datasets data directory for --evaluate.")
-    p.add_argument("--batch-size", "--batch_size", type=int, default=64, help="Batch size of --evaluate (64).")
-    p.add_argument("--min-agreement", "--min_agreement", type=float,
+    p.add_argument("--batch-size", "--batch_size", type=argparse_type(at_least(1)), default=64,
+                   help="Batch size of --evaluate (64).")
+    p.add_argument("--min-agreement", "--min_agreement", type=argparse_type(fraction()),
                    help=f"Smallest acceptable top-1 agreement (default {deploy.DEFAULT_MIN_AGREEMENT}; "
                    f"{deploy.RANDOM_WEIGHTS_MIN_AGREEMENT} for random weights).")
-    p.add_argument("--latency-runs", "--latency_runs", type=int, default=20, help="Timed runs per setting; 0 = skip.")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="Thread counts to time (default 1 2).")
+    p.add_argument("--latency-runs", "--latency_runs", type=argparse_type(at_least(0)), default=20,
+                   help="Timed runs per setting; 0 = skip.")
+    p.add_argument("--threads", type=argparse_type(at_least(1)), nargs="+", default=[1, 2],
+                   help="Thread counts to time (default 1 2).")
     p.add_argument("--kernels", nargs="+", choices=sorted(deploy.KERNELS), default=["default", "indirect_bgemm"],
                    help="LCE host kernels to time (default: default indirect_bgemm).")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv):
+    return build_parser().parse_args(argv)
 
 
 # What --model-dir takes from the run's config.json; given with it, they would be ignored.
@@ -78,7 +92,8 @@ MODEL_OPTIONS = {"input_size": "--input-size", "num_classes": "--num-classes", "
 
 def check_arguments(args) -> None:
     """Refuses, before any work, arguments that would be ignored or cannot
-    work (DeployError: exit 2)."""
+    work together (DeployError: exit 2); each argument's own range is its
+    ``type`` (flag_domains), checked while parsing."""
     if args.model_dir:
         ignored = [flag for name, flag in MODEL_OPTIONS.items() if getattr(args, name) not in (None, False)]
         if ignored:
@@ -90,14 +105,6 @@ def check_arguments(args) -> None:
         low, high = args.int8_range
         if not low < high:
             raise DeployError(f"--int8-range MIN MAX needs MIN < MAX; got {low:g} {high:g}.")
-    for name, low in (("input_size", 1), ("num_classes", 1), ("random_samples", 0), ("latency_runs", 0)):
-        value = getattr(args, name)
-        if value is not None and value < low:
-            raise DeployError(f"--{name.replace('_', '-')} must be ≥ {low}; got {value}.")
-    if any(t < 1 for t in args.threads):
-        raise DeployError(f"--threads must be ≥ 1; got {args.threads}.")
-    if args.min_agreement is not None and not 0 <= args.min_agreement <= 1:
-        raise DeployError(f"--min-agreement is a fraction in [0, 1]; got {args.min_agreement}.")
 
 
 def _default_output(args) -> str:
@@ -162,8 +169,6 @@ def export(args) -> dict:
     output = args.output or _default_output(args)
     deploy.check_writable(output)
     deploy.check_writable(report.report_path(output))
-    if args.verify_images < 0 or args.batch_size < 1:
-        raise DeployError("--verify-images must be 0 or more and --batch-size 1 or more.")
     try:
         model, described, run = load_model(args)
     except ValueError as error:  # unknown model or option, weights that do not fit

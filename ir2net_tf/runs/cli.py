@@ -3,7 +3,7 @@
 With no flags: the offline demo, IR2ResNet20 (binary weights and
 activations) on scikit-learn's handwritten digits, a few minutes on a CPU.
 ``--dataset imagenet2012`` (or ``--recipe``) selects the paper's recipes (docs/recipes.md); every
-flag given overrides the recipe. ``python -m train --helpfull`` lists them.
+flag given overrides the recipe. ``--help`` lists the flags, ``--helpfull`` also absl's and TensorFlow's.
 """
 
 import os
@@ -16,9 +16,16 @@ import sys
 
 from absl import app, flags, logging
 
+from ir2net_tf import flag_domains as domains
+from ir2net_tf.command_name import command_name
 from ir2net_tf.runs import recipes, validation
 
 FLAGS = flags.FLAGS
+# Every numeric flag is defined with its domain (flag_domains): absl refuses
+# an out-of-domain value while parsing, before any work (parse_flags: exit 2).
+# The training settings' domains are validation.DOMAINS, which also checks
+# values from recipes and config.json.
+SETTINGS = validation.DOMAINS
 # What the run trains; None means "from the recipe".
 flags.DEFINE_string("recipe", None, f"Preset: one of {sorted(recipes.RECIPES)}. Default: digits, or "
                     "imagenet for --dataset imagenet2012, or the model's paper recipe for other datasets.")
@@ -29,41 +36,49 @@ flags.DEFINE_string("dataset", None, "digits, a tensorflow-datasets name (cifar1
 flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory.")
 flags.DEFINE_string("manual_dir", None, "Where the manually downloaded files are (ImageNet's two tar files); "
                     "default <data_dir>/downloads/manual.")
-flags.DEFINE_integer("image_size", None, "Input height and width.")
-flags.DEFINE_integer("epochs", None, "Epochs per stage.")
-flags.DEFINE_integer("batch_size", None, "Global batch size (split over the replicas).")
+domains.DEFINE_integer("image_size", None, "Input height and width.", SETTINGS["image_size"])
+domains.DEFINE_integer("epochs", None, "Epochs per stage.", SETTINGS["epochs"])
+domains.DEFINE_integer("batch_size", None, "Global batch size (split over the replicas).", SETTINGS["batch_size"])
 flags.DEFINE_enum("optimizer", None, ["sgd", "sgd_nesterov", "adam"], "Optimizer.")
-flags.DEFINE_float("learning_rate", None, "Peak learning rate (cosine decay to 0 over the stage).")
+domains.DEFINE_float("learning_rate", None, "Peak learning rate (cosine decay to 0 over the stage).",
+                     SETTINGS["learning_rate"])
 flags.DEFINE_enum("lr_schedule", None, ["cosine", "step"], "cosine to 0 (default), or step: ×0.1 at 30/60/90 % "
                   "of the stage after --warmup_epochs (IR-Net's ImageNet schedule).")
-flags.DEFINE_float("warmup_epochs", None, "--lr_schedule step: linear warm-up epochs (may be fractional).")
-flags.DEFINE_float("warmup_learning_rate", None, "--lr_schedule step: the rate the warm-up starts from.")
+domains.DEFINE_float("warmup_epochs", None, "--lr_schedule step: linear warm-up epochs (may be fractional).",
+                     SETTINGS["warmup_epochs"])
+domains.DEFINE_float("warmup_learning_rate", None, "--lr_schedule step: the rate the warm-up starts from.",
+                     SETTINGS["warmup_learning_rate"])
 flags.DEFINE_enum("binarizer", None, ["bireal", "irnet"], "Binary convolutions' quantizers: bireal (IR²Net's "
                   "approx_sign/ste_sign) or irnet (IR-Net's EDE/Libra-PB); default: the model's own.")
-flags.DEFINE_float("momentum", None, "SGD momentum.")
-flags.DEFINE_float("weight_decay", None, "L2 weight decay added to the gradient.")
+domains.DEFINE_float("momentum", None, "SGD momentum.", SETTINGS["momentum"])
+domains.DEFINE_float("weight_decay", None, "L2 weight decay added to the gradient.", SETTINGS["weight_decay"])
 flags.DEFINE_enum("weight_decay_scope", None, ["all", "conv"], "Decay all trainable weights or conv kernels only.")
-flags.DEFINE_float("stage2_weight_decay", None, "Weight decay of stage 2 (default: --weight_decay).")
-flags.DEFINE_float("restriction_lambda", None, "λ of the restriction mask; 0 turns restriction off.")
+domains.DEFINE_float("stage2_weight_decay", None, "Weight decay of stage 2 (default: --weight_decay).",
+                     SETTINGS["stage2_weight_decay"])
+domains.DEFINE_float("restriction_lambda", None, "λ of the restriction mask; 0 turns restriction off.",
+                     SETTINGS["restriction_lambda"])
 flags.DEFINE_enum("normalization", None, ["height", "global"], "Attention normalization of the mask.")
 flags.DEFINE_string("teacher", None, "Keras Applications name or saved Keras model path; '' = no distillation.")
 flags.DEFINE_enum("stage", None, ["1", "2", "both"], "1: real weights, binary activations; 2: binary weights "
                   "(from stage 1's weights when present); both: 1 then 2 in one model directory.")
 flags.DEFINE_enum("augment", None, ["auto", "cifar", "imagenet", "shift", "none"], "Training augmentation.")
-flags.DEFINE_float("pad_values", None, "Padding value of binary convolutions (0 or 1).")
+domains.DEFINE_float("pad_values", None, "Padding value of binary convolutions (what LCE supports).",
+                     SETTINGS["pad_values"])
 flags.DEFINE_boolean("weight_clip", None, "Clip latent binary weights to [-1, 1] after every update (Larq's "
                      "weight_clip); default off, as the reference: a latent weight beyond ±1 keeps its value.")
 flags.DEFINE_boolean("recovery", None, "Information recovery head (false: bare backbone baseline).")
-flags.DEFINE_integer("seed", None, "Seed of data order, augmentation and initialization.")
+domains.DEFINE_integer("seed", None, "Seed of data order, augmentation and initialization.", SETTINGS["seed"])
 # How to run it; these may change between invocations of the same run.
 flags.DEFINE_enum("mode", "train", ["train", "evaluate"], "train, or report top-1/top-5 of saved weights: a "
                   "run's (--model_dir), or any weights file of a zoo model (--model --weights --dataset).")
 flags.DEFINE_string("model_dir", "runs/demo", "Where the run's config, checkpoints, weights and logs go.")
 flags.DEFINE_boolean("overwrite", False, "Delete a different run found in --model_dir and start afresh.")
-flags.DEFINE_integer("checkpoint_every", 500, "Save a checkpoint every N steps (and at every epoch's end).")
+domains.DEFINE_integer("checkpoint_every", 500, "Save a checkpoint every N steps (and at every epoch's end).",
+                       domains.at_least(1))
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
-flags.DEFINE_integer("cluster_timeout", 300, "--strategy=multi_worker: seconds to wait for every worker at start-up.")
+domains.DEFINE_integer("cluster_timeout", 300, "--strategy=multi_worker: seconds to wait for every worker at "
+                       "start-up.", domains.at_least(1))
 flags.DEFINE_boolean("mixed_precision", False, "float16 (bfloat16 on TPU) compute, for accelerators.")
 flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
 flags.DEFINE_boolean("restriction_shortcut", True, "When the mask keeps every pixel of a replica's batch, skip the "
@@ -72,7 +87,7 @@ flags.DEFINE_string("init_weights", None, "Stage-1 weights for --stage 2 (defaul
 flags.DEFINE_string("weights", None, "--mode evaluate: weights file (default: the run's best).")
 flags.DEFINE_enum("padding", None, ["same", "pytorch"], "--mode evaluate --model: 'pytorch' for weights from "
                   "`python -m zoo import-pytorch` (ImageNet models).")
-flags.DEFINE_integer("verbose", 1, "Progress bars (1) or none (0).")
+domains.DEFINE_integer("verbose", 1, "Progress bars (1) or none (0).", domains.one_of(0, 1, integer=True))
 
 TRAINING_FLAGS = (
     "model", "variant", "dataset", "data_dir", "manual_dir", "image_size", "epochs", "batch_size", "optimizer",
@@ -125,8 +140,7 @@ def main(argv):
         if FLAGS.mode == "evaluate":
             validation.check_options(
                 mode="evaluate", given={n: FLAGS[n].value for n in TRAINING_FLAGS if FLAGS[n].present},
-                checkpoint_every=FLAGS.checkpoint_every, init_weights=FLAGS.init_weights, weights=FLAGS.weights,
-                stage=None, verbose=FLAGS.verbose,
+                init_weights=FLAGS.init_weights, weights=FLAGS.weights, stage=None,
             )
             result = run.evaluate(**evaluate_arguments())
             print(f"{result['weights']} on {result['dataset']} ({result['examples']} images): "
@@ -134,10 +148,8 @@ def main(argv):
             print(json.dumps(result))
             return
         settings = settings_from_flags()
-        validation.check_options(
-            mode="train", given={}, checkpoint_every=FLAGS.checkpoint_every, init_weights=FLAGS.init_weights,
-            weights=FLAGS.weights, stage=settings["stage"], verbose=FLAGS.verbose,
-        )
+        validation.check_options(mode="train", given={}, init_weights=FLAGS.init_weights, weights=FLAGS.weights,
+                                 stage=settings["stage"])
         logging.info("Training settings: %s", json.dumps(settings, sort_keys=True))
         runner = run.Run(
             settings, model_dir=FLAGS.model_dir, overwrite=FLAGS.overwrite, checkpoint_every=FLAGS.checkpoint_every,
@@ -166,10 +178,37 @@ def main(argv):
               f"(weights in {runner.model_dir})")
 
 
-def run():
+HELP = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort", "--helpfull", "-helpfull")
+
+
+def help_text(full: bool = False) -> str:
+    """The command's own flags (absl's --help shows only __main__'s flags,
+    which are none); ``full`` adds absl's and TensorFlow's after them."""
+    usage = f"usage: {command_name('train')} [--flag=value ...]\n\n"
+    text = usage + __doc__.strip() + "\n\nflags:\n" + FLAGS.module_help(__name__) + "\n"
+    if full:
+        others = [m for m in FLAGS.flags_by_module_dict() if m != __name__]
+        text += "".join(f"\nflags of {m}:\n{FLAGS.module_help(m)}\n" for m in sorted(others))
+    return text
+
+
+def parse_flags(argv):
+    """``app.run``'s flag parser: --help lists this command's flags (exit 0);
+    a flag that is unknown or out of its domain is one line naming it (exit 2)."""
+    wanted = [a.split("=")[0] for a in argv[1:] if a.split("=")[0] in HELP]
+    if wanted:
+        print(help_text(full=any("full" in a for a in wanted)))
+        sys.exit(0)
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        print(f"error: {error}. `{command_name('train')} --help` lists the flags.", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(argv=None):
     """Console script ``ir2net-train`` and ``python -m train``."""
-    sys.modules["__main__"].__doc__ = __doc__  # what absl prints for --help
-    app.run(main)
+    app.run(main, argv=argv, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

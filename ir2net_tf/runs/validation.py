@@ -5,32 +5,37 @@
 that a mistyped flag costs a clear message and leaves nothing behind.
 """
 
-import math
 import os
 from typing import Optional
 
 from absl import logging
 
 from ir2net_tf import data, zoo
+from ir2net_tf.flag_domains import at_least, fraction, one_of, positive
+from ir2net_tf.layers import PAD_VALUES
 
 STAGES = ("1", "2", "both")
-PAD_VALUES = (0.0, 1.0)
 MAX_SEED = 2**32 - 1  # what NumPy's seed accepts (tf.keras.utils.set_random_seed seeds NumPy too)
 
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _at_least(settings: dict, name: str, low, *, integer: bool, hint: str = "") -> None:
-    value = settings.get(name)
-    if not (_is_int(value) if integer else _is_number(value)) or value < low:
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"--{name} must be {kind} ≥ {low}; got {value!r}.{hint}")
+# The domain of every numeric training setting: the flag of the same name
+# (runs/cli.py) is defined with it, and check_settings checks the settings
+# that come from a recipe, a run's config.json or a library caller with it.
+DOMAINS = {
+    "epochs": at_least(1),
+    "batch_size": at_least(1),
+    "image_size": at_least(1),
+    "seed": at_least(0, high=MAX_SEED),
+    "learning_rate": positive(),
+    "warmup_epochs": at_least(0, integer=False),
+    "warmup_learning_rate": at_least(0, integer=False),
+    "momentum": fraction(below_one=True),
+    "weight_decay": at_least(0, integer=False),
+    "stage2_weight_decay": at_least(0, integer=False),
+    "restriction_lambda": at_least(0, integer=False),
+    "pad_values": one_of(*PAD_VALUES),  # what LCE supports
+}
+# Settings that may be None (unset: the default applies).
+OPTIONAL = {"stage2_weight_decay", "warmup_epochs", "warmup_learning_rate"}
 
 
 def check_model(settings: dict) -> None:
@@ -66,36 +71,22 @@ def check_settings(settings: dict) -> None:
     that cannot work (ranges, types, combinations)."""
     if settings.get("stage") not in STAGES:
         raise ValueError(f"Unknown stage {settings.get('stage')!r}; choose one of {STAGES} (--stage).")
-    _at_least(settings, "epochs", 1, integer=True)
-    _at_least(settings, "batch_size", 1, integer=True)
-    _at_least(settings, "image_size", 1, integer=True)
-    _at_least(settings, "seed", 0, integer=True)
-    if settings["seed"] > MAX_SEED:
-        raise ValueError(f"--seed must be at most {MAX_SEED}; got {settings['seed']}.")
-    rate = settings.get("learning_rate")
-    if not _is_number(rate) or rate <= 0:
-        raise ValueError(f"--learning_rate must be a number > 0; got {rate!r}.")
-    momentum = settings.get("momentum")
-    if not _is_number(momentum) or not 0 <= momentum < 1:
-        raise ValueError(f"--momentum must be in [0, 1); got {momentum!r}.")
-    for name in ("weight_decay", "restriction_lambda"):
-        _at_least(settings, name, 0, integer=False)
-    if settings.get("stage2_weight_decay") is not None:
-        _at_least(settings, "stage2_weight_decay", 0, integer=False)
-    if settings.get("pad_values") not in PAD_VALUES:
-        raise ValueError(f"--pad_values must be 0 or 1 (what LCE supports); got {settings.get('pad_values')!r}.")
+    for name, domain in DOMAINS.items():
+        if not (name in OPTIONAL and settings.get(name) is None):
+            domain.check(settings.get(name), name)
     data.check_paths(settings["dataset"], settings.get("data_dir"))
     check_model(settings)
 
 
-def check_options(*, mode: str, given: dict, checkpoint_every: int, init_weights: Optional[str],
-                  weights: Optional[str], stage: Optional[str], verbose: int) -> None:
+def check_options(*, mode: str, given: dict, init_weights: Optional[str], weights: Optional[str],
+                  stage: Optional[str]) -> None:
     """The flags that say how to run.
 
     Args:
         mode: ``train`` or ``evaluate``.
         given: the training flags given on the command line (name → value).
-        checkpoint_every, init_weights, weights, verbose: those flags' values.
+        init_weights, weights: those flags' values (each flag's own range is
+            checked where it is defined: flag_domains).
         stage: the resolved ``--stage`` (None in evaluate mode).
     """
     if mode == "evaluate":
@@ -111,18 +102,12 @@ def check_options(*, mode: str, given: dict, checkpoint_every: int, init_weights
                 "--model_dir or --model [--variant --padding --pad_values --recovery] with --weights, and "
                 "--dataset, --data_dir, --image_size, --batch_size)."
             )
-        if given.get("batch_size") is not None and (not _is_int(given["batch_size"]) or given["batch_size"] < 1):
-            raise ValueError(f"--batch_size must be an integer ≥ 1; got {given['batch_size']!r}.")
         if weights is not None and not os.path.isfile(weights):
             raise ValueError(f"--weights {weights!r} does not exist.")
         return
     if weights is not None:
         raise ValueError("--weights is only used with --mode evaluate; for training from weights, use "
                          "--init_weights (stage 2).")
-    if not _is_int(checkpoint_every) or checkpoint_every < 1:
-        raise ValueError(f"--checkpoint_every must be an integer ≥ 1; got {checkpoint_every!r}.")
-    if verbose not in (0, 1):
-        raise ValueError(f"--verbose must be 0 or 1; got {verbose!r}.")
     if init_weights is not None:
         if stage == "1":
             raise ValueError("--init_weights gives stage 2 its starting weights; --stage 1 would ignore it. "
