@@ -37,10 +37,9 @@ def train_cli(capsys, *args):
     from ir2net_tf.runs import cli
 
     cli.FLAGS.unparse_flags()
-    argv = cli.FLAGS(["train", *args])
     code = 0
     try:
-        cli.main(argv)
+        cli.main(cli.parse_flags(["train", *args]))
     except SystemExit as exit:
         code = exit.code
     finally:
@@ -227,22 +226,13 @@ def test_stage_1_rerun_reports_stage_1(tmp_path, capsys):
 # ---------------------------------------------------------------- python -m train's flags
 
 
+# Each flag's own range (--epochs=0, --momentum=1.5, NaN, ...): exit 2 while
+# parsing, tests/test_flag_domains.py (generated from the definitions). Here:
+# what only the combination of flags, the model or the files decide.
 @pytest.mark.parametrize("args, flag", [
     (["--epochs=0"], "--epochs"),
-    (["--epochs=-1"], "--epochs"),
-    (["--batch_size=0"], "--batch_size"),
-    (["--batch_size=-5"], "--batch_size"),
-    (["--learning_rate=-0.1"], "--learning_rate"),
-    (["--learning_rate=0"], "--learning_rate"),
-    (["--image_size=0"], "--image_size"),
     (["--image_size=10"], "multiples of 4"),
     (["--model=IR2ResNet18"], "multiples of 32"),
-    (["--momentum=1.5"], "--momentum"),
-    (["--weight_decay=-1"], "--weight_decay"),
-    (["--restriction_lambda=-0.1"], "--restriction_lambda"),
-    (["--pad_values=0.5"], "--pad_values"),
-    (["--seed=-1"], "--seed"),
-    (["--checkpoint_every=0"], "--checkpoint_every"),
     (["--init_weights=/no/such.weights.h5"], "--init_weights"),
     (["--stage=1", "--init_weights=x.weights.h5"], "--init_weights"),
     (["--weights=x.weights.h5"], "--weights"),
@@ -253,7 +243,7 @@ def test_stage_1_rerun_reports_stage_1(tmp_path, capsys):
 def test_bad_flags_are_refused_before_any_file(tmp_path, capsys, args, flag):
     folder = tmp_path / "run"
     code, _, err = train_cli(capsys, *SMALL, *args, f"--model_dir={folder}")
-    assert code == 1 and flag in err, err
+    assert code == (2 if args == ["--epochs=0"] else 1) and flag in err, err
     assert "Unknown variant None" not in err
     assert not folder.exists()
 
