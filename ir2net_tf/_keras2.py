@@ -46,6 +46,14 @@ def ensure_legacy_keras() -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         _import_tensorflow_filtered()
         return
+    # TensorFlow reads TF_USE_LEGACY_KERAS once, at its own import, and records
+    # it here; set later, tf.keras names tf_keras while TensorFlow's own
+    # optimizers stay Keras 3's (Larq then fails on their attributes).
+    if getattr(tf, "_tf_uses_legacy_keras", True) is False:
+        raise ImportError(
+            "TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set (setting it later has no effect), "
+            "so it uses Keras 3, but ir2net_tf and Larq need Keras 2 (tf_keras). " + _FIX
+        )
     keras_module = getattr(getattr(tf, "keras", None), "__name__", "")
     if not keras_module.startswith("tf_keras"):
         raise ImportError(

@@ -452,7 +452,10 @@ def check_image_folder(root: str) -> None:
     from tensorflow_datasets.core.folder_dataset.image_folder import _SUPPORTED_IMAGE_FORMAT
 
     damaged = []
-    for folder, _, names in os.walk(root, followlinks=True):
+    for folder, directories, names in os.walk(root, followlinks=True):
+        # A directory named like an image would be listed, then fail to read mid-epoch.
+        damaged += [f"{os.path.join(folder, d)} (a directory, not an image file)" for d in sorted(directories)
+                    if os.path.splitext(d)[1].lower() in _SUPPORTED_IMAGE_FORMAT]
         for name in sorted(names):
             if os.path.splitext(name)[1].lower() in _SUPPORTED_IMAGE_FORMAT:
                 why = damaged_image(os.path.join(folder, name))
@@ -555,6 +558,9 @@ def is_folder(name: str) -> bool:
 
 def load(name: str, *, image_size: int, data_dir=None, manual_dir=None, augment="auto", seed=0) -> Dataset:
     """The dataset ``name``: ``digits``, a folder path, or a tfds name."""
+    from ir2net_tf.flag_domains import at_least
+
+    at_least(1).check(image_size, "image_size")
     if augment not in AUGMENTATIONS:
         raise ValueError(f"Unknown augmentation {augment!r}; choose one of {AUGMENTATIONS}.")
     if name == "digits":

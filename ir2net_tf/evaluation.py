@@ -15,8 +15,10 @@ import numpy as np
 
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from ir2net_tf import data, deploy
+from ir2net_tf.flag_domains import at_least
 
 TOP_K = 5
+TFLITE_IDENTIFIER = b"TFL3"  # bytes 4–8 of every .tflite flatbuffer
 
 
 def _cores() -> int:
@@ -67,6 +69,11 @@ def evaluate(
     """
     from tqdm import tqdm
 
+    at_least(1).check(batch_size, "batch_size")
+    if num_threads is not None:
+        at_least(1).check(num_threads, "num_threads")
+    if not at_least(1).contains(dataset.image_size):
+        raise ValueError(f"The dataset is prepared at image_size {dataset.image_size!r}; give a size ≥ 1.")
     classes = int(model.output_shape[-1])
     if dataset.num_classes > classes:
         raise ValueError(
@@ -77,7 +84,7 @@ def evaluate(
         raise ValueError(f"The dataset is prepared at {dataset.image_size}px; the model takes {model.input_shape[1:3]}.")
     runner = None
     if flatbuffer is not None:
-        runner = deploy.FlatbufferRunner(flatbuffer, batch_size=batch_size, num_threads=num_threads or _cores())
+        runner = flatbuffer_for(model, flatbuffer, batch_size=batch_size, num_threads=num_threads or _cores())
     pipeline = dataset.evaluation(batch_size)
     keras_hits, lce_hits, agree, count = np.zeros(2, int), np.zeros(2, int), 0, 0
     with tqdm(total=dataset.eval_examples, unit="img", desc=f"evaluating on {dataset.name}", disable=not progress) as bar:
@@ -99,6 +106,28 @@ def evaluate(
         result["agreement"] = agree / count
         result["batch_size"] = runner.batch_size
     return result
+
+
+def flatbuffer_for(model, flatbuffer, **runner_options) -> deploy.FlatbufferRunner:
+    """LCE's runner of ``flatbuffer``, refused (ValueError) when it is not a
+    ``.tflite`` file, or is the file of a model with other inputs or outputs
+    than ``model``: its agreement with Keras would measure nothing."""
+    if not isinstance(flatbuffer, (bytes, bytearray)) or bytes(flatbuffer[4:8]) != TFLITE_IDENTIFIER:
+        raise ValueError("The flatbuffer is not a .tflite file (no TFL3 identifier); pass the bytes that "
+                         "deploy.convert or `python -m export` wrote.")
+    try:
+        runner = deploy.FlatbufferRunner(bytes(flatbuffer), **runner_options)
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"LCE's interpreter cannot load the flatbuffer: {str(error).strip()[:200]}") from None
+    interpreter = runner.single
+    theirs = (tuple(interpreter.input_shapes[0][1:]), int(interpreter.output_shapes[0][-1]))
+    ours = (tuple(model.input_shape[1:]), int(model.output_shape[-1]))
+    if theirs != ours:
+        raise ValueError(
+            f"The flatbuffer is another model's: it takes inputs {theirs[0]} and gives {theirs[1]} outputs; "
+            f"{model.name} takes {ours[0]} and gives {ours[1]}. Pass this model's own .tflite file."
+        )
+    return runner
 
 
 def held_out(dataset: data.Dataset, count: int):

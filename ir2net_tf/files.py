@@ -10,7 +10,7 @@ partial file, and a failed write leaves no temporary file behind.
 
 import os
 import tempfile
-from typing import Callable, Optional
+from typing import Callable, Dict, Iterable, Optional
 
 
 class OutputError(ValueError):
@@ -35,30 +35,76 @@ def atomic_save(path, save: Callable[[str], None], *, suffix: Optional[str] = No
             format from the file name.
     """
     path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    if suffix is None:
-        suffix = name[name.index("."):] if "." in name.lstrip(".") else ""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp" + suffix)
-    os.close(fd)
+    tmp = _written(path, save, suffix)
     try:
-        save(tmp)
-        os.chmod(tmp, _permissions())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
+def _written(path: str, save: Callable[[str], None], suffix: Optional[str]) -> str:
+    """A complete temporary file beside ``path`` that ``save`` wrote; on any
+    failure nothing is left, and a full disk (or any OSError) is an
+    OutputError naming ``path``."""
+    folder, name = os.path.split(os.path.abspath(path))
+    if suffix is None:
+        suffix = name[name.index("."):] if "." in name.lstrip(".") else ""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp" + suffix)
+    except OSError as error:
+        raise cannot_write(path, error) from None
+    os.close(fd)
+    try:
+        save(tmp)
+        os.chmod(tmp, _permissions())
+    except BaseException as error:
+        os.remove(tmp)
+        if isinstance(error, OSError):
+            raise cannot_write(path, error) from None
+        raise
+    return tmp
+
+
+def cannot_write(path, error: BaseException) -> "OutputError":
+    """The one-line error for ``path`` that could not be written (a full
+    disk, a read-only folder): what happened, and that nothing was changed."""
+    text = str(error).strip()
+    reason = getattr(error, "strerror", None) or (text.splitlines()[0] if text else type(error).__name__)
+    return OutputError(f"Cannot write {os.fspath(path)!r}: {reason}. Nothing there was changed; free some space "
+                       "or choose another location, then run the same command again.")
+
+
+def atomic_write_together(files: Dict[str, bytes], remove: Iterable[str] = ()) -> None:
+    """Writes every file of ``files`` (path → bytes) and removes ``remove``
+    as one unit: all are written to temporary files first, so that when one
+    cannot be written (a full disk) none is changed; then they are put in
+    place. For outputs that must agree, such as a ``.tflite`` and its report."""
+    written = {}
+    try:
+        for path, data in files.items():
+            written[path] = _written(path, lambda tmp, data=data: _write_bytes(tmp, data), "")
+        for path in remove:
+            if os.path.exists(path):
+                os.remove(path)
+        for path, tmp in written.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in written.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def _write_bytes(tmp: str, data: bytes) -> None:
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def atomic_write(path, data: bytes) -> None:
     """Writes ``data`` to ``path`` atomically (see the module docstring)."""
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-
-    atomic_save(path, write, suffix="")
+    atomic_save(path, lambda tmp: _write_bytes(tmp, data), suffix="")
 
 
 def save_weights(model, path) -> None:

@@ -168,11 +168,31 @@ def check(model: tf.keras.Model, path) -> None:
         elif path.endswith((".h5", ".hdf5")):
             with h5py.File(path, "r") as handle:
                 _compare_legacy(model, path, handle)
+        elif os.path.isfile(path):
+            _check_format_matches_name(path)
     except (OSError, KeyError, zipfile.BadZipFile) as error:
         raise WeightsMismatch(
             f"The weights file {path!r} cannot be read ({error}): it is damaged, empty or not a Keras weights "
             "file. Use the .weights.h5 file a run wrote (best.weights.h5 or final.weights.h5)."
         ) from error
+
+
+# What a file starts with, for the formats Keras picks by the name's suffix.
+SIGNATURES = {b"\x89HDF\r\n\x1a\n": "an HDF5 weights file", b"PK\x03\x04": "a zip (.keras) file"}
+
+
+def _check_format_matches_name(path: str) -> None:
+    """Keras reads any name other than .weights.h5/.h5/.keras as a TensorFlow
+    checkpoint: say so when the file is in fact one of those formats."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    for signature, kind in SIGNATURES.items():
+        if head.startswith(signature):
+            raise WeightsMismatch(
+                f"The weights file {path!r} is {kind}, but Keras chooses the format by the name and reads this "
+                "name as a TensorFlow checkpoint. Rename it to end in .weights.h5 (Keras weights), .h5 (legacy "
+                "HDF5) or .keras, as it was saved."
+            )
 
 
 def load_weights(model: tf.keras.Model, path) -> None:

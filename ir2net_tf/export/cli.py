@@ -20,6 +20,7 @@ import time
 
 from ir2net_tf import data, deploy, evaluation, zoo
 from ir2net_tf.command_name import command_name
+from ir2net_tf.files import atomic_write_together
 from ir2net_tf.flag_domains import FINITE, argparse_type, at_least, fraction, one_of
 from ir2net_tf.layers import PAD_VALUES
 from ir2net_tf.deploy import DeployError
@@ -150,7 +151,8 @@ def _held_out(args, run):
     return dataset, images, labels
 
 
-def verify(args, model, flatbuffer, run=None) -> dict:
+def verify(args, model, flatbuffer, run=None, images=None) -> dict:
+    """The parity figures; ``images``: --images, loaded before the conversion."""
     shape = tuple(model.input_shape[1:])
     figures = {}
     if run is not None and args.verify_images > 0 and run.settings:
@@ -158,9 +160,8 @@ def verify(args, model, flatbuffer, run=None) -> dict:
         figures["held-out"] = {**deploy.parity(model, flatbuffer, images, labels), "dataset": dataset.name}
     if args.random_samples > 0:
         figures["random"] = deploy.parity(model, flatbuffer, deploy.random_inputs(shape, args.random_samples))
-    if args.images:
-        images, labels = inputs.load_images(args.images, shape)
-        figures["images"] = deploy.parity(model, flatbuffer, images, labels)
+    if images is not None:
+        figures["images"] = deploy.parity(model, flatbuffer, *images)
     return figures
 
 
@@ -173,6 +174,11 @@ def export(args) -> dict:
         model, described, run = load_model(args)
     except ValueError as error:  # unknown model or option, weights that do not fit
         raise DeployError(str(error)) from error
+    # Bad --images are bad input (exit 2), found before the slow conversion;
+    # never a failed check that would remove an earlier export.
+    images = None
+    if args.images and not args.no_verify:
+        images = inputs.load_images(args.images, tuple(model.input_shape[1:]))
     start = time.perf_counter()
     flatbuffer = deploy.convert(
         model, target=args.target, input_type=args.input_type, output_type=args.output_type,
@@ -195,7 +201,7 @@ def export(args) -> dict:
         random_weights = described.get("weights") is None
         threshold = deploy.RANDOM_WEIGHTS_MIN_AGREEMENT if random_weights else deploy.DEFAULT_MIN_AGREEMENT
     if not args.no_verify:
-        result["parity"] = verify(args, model, flatbuffer, run)
+        result["parity"] = verify(args, model, flatbuffer, run, images)
         result["min_agreement"] = threshold
         failures += [
             f"top-1 agreement on {name} inputs {100 * f['top1_agreement']:.1f} % < {100 * threshold:.1f} %"
@@ -224,18 +230,20 @@ def export(args) -> dict:
 
 
 def write_out(output: str, flatbuffer: bytes, result: dict) -> None:
-    """The .tflite file (only when ``result`` is OK) and its report, which
-    always agree: a failed export removes an earlier export's file at
-    ``output``, which would otherwise pass for this export's verified
-    result beside a report saying ``"tflite": null``."""
-    if result["ok"]:
-        deploy.atomic_write(output, flatbuffer)
-    else:
+    """The .tflite file (only when ``result`` is OK) and its report, written
+    as one unit (files.atomic_write_together): the new pair, or on any write
+    failure (a full disk) the old pair untouched. A failed export removes an
+    earlier export's file at ``output``, which would otherwise pass for this
+    export's verified result beside a report saying ``"tflite": null``."""
+    stale = []
+    if not result["ok"]:
         result["tflite"] = None  # nothing written: the file would not compute what Keras does
         if os.path.exists(output):
-            os.remove(output)
+            stale = [output]
             result["failure"] += f"; the earlier {output} was removed"
-    deploy.atomic_write(report.report_path(output), report.to_json(result))
+    files = {output: flatbuffer} if result["ok"] else {}
+    files[report.report_path(output)] = report.to_json(result)
+    atomic_write_together(files, remove=stale)
 
 
 def evaluate(args, model, flatbuffer, run) -> dict:
@@ -259,6 +267,9 @@ def main(argv=None) -> int:
     except (DeployError, ValueError) as error:  # ValueError: an unknown model or variant, an unwritable output
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # files are written last, as one unit: an earlier export is intact
+        print("Interrupted (Ctrl-C); nothing was written.", file=sys.stderr)
+        return 130
     print(report.summary(result))
     return 0 if result["ok"] else 1
 

@@ -71,6 +71,9 @@ def check_array(path: str, images: np.ndarray, labels) -> None:
     if labels is not None and len(labels) != len(images):
         raise DeployError(f"--images {path!r} holds {len(images)} images but {len(labels)} labels (y); they "
                           "must pair up.")
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        bad = int(np.count_nonzero(~np.isfinite(images)))
+        raise DeployError(f"--images {path!r} holds {bad} NaN or infinite values; give finite inputs.")
     if images.dtype.kind == "f" and np.abs(images).max() > PREPARED_LIMIT:
         raise DeployError(
             f"--images {path!r} holds float values up to {np.abs(images).max():g}: pixels on the 0–255 scale, "

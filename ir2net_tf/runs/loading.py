@@ -92,6 +92,15 @@ def run_weights(model_dir: str, config: dict) -> str:
         path = os.path.join(model_dir, names[kind])
         if os.path.isfile(path):
             return path
+    stage1 = [n for n in (artifacts.stage_weights("1", k) for k in ("best", "final"))
+              if os.path.isfile(os.path.join(model_dir, n))]
+    if stage1:  # stopped during stage 1 of --stage both: its epochs did finish
+        raise ValueError(
+            f"{model_dir!r} stopped during stage 1 (real-valued weights, binary activations): {stage1[0]} holds "
+            f"that stage's weights, {names['best']} is written by stage 2, the binary model. Run the same "
+            f"`python -m train` command to resume and finish stage 2, or pass --weights "
+            f"{os.path.join(model_dir, stage1[0])} to use stage 1's weights anyway."
+        )
     raise ValueError(
         f"{model_dir!r} holds no weights ({names['best']} or {names['final']}): the run has not "
         "finished an epoch yet. Train it further, or pass a weights file."
