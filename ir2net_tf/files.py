@@ -8,6 +8,7 @@ the data goes to a temporary file in the destination folder, then
 partial file, and a failed write leaves no temporary file behind.
 """
 
+import errno
 import os
 import tempfile
 from typing import Callable, Dict, Iterable, Optional
@@ -70,7 +71,10 @@ def cannot_write(path, error: BaseException) -> "OutputError":
     """The one-line error for ``path`` that could not be written (a full
     disk, a read-only folder): what happened, and that nothing was changed."""
     text = str(error).strip()
-    reason = getattr(error, "strerror", None) or (text.splitlines()[0] if text else type(error).__name__)
+    if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in text:  # h5py: in its text
+        reason = "No space left on device"
+    else:
+        reason = getattr(error, "strerror", None) or (text.splitlines()[0] if text else type(error).__name__)
     return OutputError(f"Cannot write {os.fspath(path)!r}: {reason}. Nothing there was changed; free some space "
                        "or choose another location, then run the same command again.")
 

@@ -94,7 +94,24 @@ def load_state_dict(path) -> Dict[str, np.ndarray]:
             raise CheckpointError(f"{path!r}: key {name!r} appears with and without 'module.'.")
         array = value.detach().cpu()
         state[name] = array.numpy() if not array.is_floating_point() else array.float().numpy()
+        if state[name].size == 0:
+            raise CheckpointError(f"{path!r}: tensor {key!r} is empty (shape {tuple(state[name].shape)}).")
+        if state[name].dtype.kind == "f" and not np.isfinite(state[name]).all():
+            bad = int(np.count_nonzero(~np.isfinite(state[name])))
+            raise CheckpointError(f"{path!r}: tensor {key!r} holds {bad} NaN or infinite values; the checkpoint "
+                                  "is damaged or comes from a run that diverged.")
     return state
+
+
+def _dims(state, key: str, ndim: int) -> Tuple[int, ...]:
+    """The shape of ``state[key]``, which must exist with ``ndim`` dimensions
+    of at least 1 (a CheckpointError naming the key otherwise)."""
+    if key not in state:
+        raise CheckpointError(f"The checkpoint has no {key!r}.")
+    shape = tuple(state[key].shape)
+    if len(shape) != ndim or min(shape) < 1:
+        raise CheckpointError(f"The checkpoint's {key!r} has shape {shape}; expected {ndim} non-empty dimensions.")
+    return shape
 
 
 def detect_architecture(state: Dict[str, np.ndarray]) -> Tuple[str, str, int]:
@@ -117,8 +134,8 @@ def detect_architecture(state: Dict[str, np.ndarray]) -> Tuple[str, str, int]:
     if "fusion.weight" in state:
         found = ("full", None, None)
     elif "fusion.cheap_operation.0.weight" in state:
-        cheap, per_group = state["fusion.cheap_operation.0.weight"].shape[:2]
-        primary = state["fusion.primary_conv.0.weight"].shape[0]
+        cheap, per_group = _dims(state, "fusion.cheap_operation.0.weight", 4)[:2]
+        primary = _dims(state, "fusion.primary_conv.0.weight", 4)[0]
         # m·(r − 1) cheap channels from m primary ones, in groups of per_group.
         found = ("compact", cheap // primary + 1, primary // per_group)
     else:
@@ -135,7 +152,7 @@ def detect_architecture(state: Dict[str, np.ndarray]) -> Tuple[str, str, int]:
         )
     if "fc.weight" not in state:
         raise CheckpointError("The checkpoint has no classifier ('fc.weight').")
-    return spec.name, variant, int(state["fc.weight"].shape[0])
+    return spec.name, variant, _dims(state, "fc.weight", 2)[0]
 
 
 def importable_models():

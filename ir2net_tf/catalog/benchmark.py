@@ -24,7 +24,8 @@ import tensorflow as tf
 from ir2net_tf import deploy, zoo
 from ir2net_tf.catalog import measured
 from ir2net_tf.complexity import complexity
-from ir2net_tf.files import atomic_write, check_writable_dir
+from ir2net_tf.evaluation import TFLITE_IDENTIFIER
+from ir2net_tf.files import OutputError, atomic_write, check_writable_dir
 from ir2net_tf.flag_domains import argparse_type, at_least
 
 BASELINE = "Bi-Real backbone"
@@ -102,7 +103,11 @@ def _flatbuffer(entry: Entry, model, cache_dir: Optional[str], size: int) -> Tup
     cached = os.path.join(cache_dir, f"{entry.name.replace(' ', '_')}_{size}.tflite") if cache_dir else None
     if cached and os.path.exists(cached):
         with open(cached, "rb") as f:
-            return f.read(), None
+            flatbuffer = f.read()
+        if flatbuffer[4:8] != TFLITE_IDENTIFIER:
+            what = "empty" if not flatbuffer else "not a .tflite file"
+            raise ValueError(f"The cached file {cached} (--cache_dir) is {what}; delete it to convert the model again.")
+        return flatbuffer, None
     start = time.perf_counter()
     flatbuffer = deploy.convert_float(model) if entry.float_model else deploy.convert(model)
     seconds = time.perf_counter() - start
@@ -251,9 +256,13 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     chosen = choose(args.models)
-    for option, folder in (("--output_dir", args.output_dir), ("--cache_dir", args.cache_dir)):
-        if folder:
-            check_writable_dir(folder, option=option)
+    folders = [(option, folder) for option, folder in (("--output_dir", args.output_dir),
+                                                        ("--cache_dir", args.cache_dir)) if folder]
+    for option, folder in folders:  # all refused before any is created
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise OutputError(f"{option} {folder!r} is a file, not a folder; choose another {option}.")
+    for option, folder in folders:
+        check_writable_dir(folder, option=option)
     train = {e.name for e in chosen} if args.train == ["all"] else set(args.train)
     weights = measured.parse_weights(args.weights, args.dataset)
     rows_with_weights = {e.key for e in chosen if e.key}

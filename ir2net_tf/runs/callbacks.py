@@ -9,7 +9,7 @@ import time
 
 import tensorflow as tf
 
-from ir2net_tf.runs import artifacts, distribute
+from ir2net_tf.runs import artifacts, checkpoints, distribute
 from ir2net_tf.runs.signals import StopSignals, Stopped
 
 
@@ -59,7 +59,7 @@ class RunState(tf.keras.callbacks.Callback):
         return self.stage, int(self.epoch_var.numpy()) + 1, int(self.step_var.numpy())
 
     def _save(self):
-        self.manager.save(checkpoint_number=int(self.optimizer_ref.iterations.numpy()))
+        checkpoints.save(self.manager, int(self.optimizer_ref.iterations.numpy()))
         distribute.remove_temporary(self.checkpoint_dir, self.strategy, folder=True)
 
     def _save_weights(self, kind):

@@ -8,10 +8,28 @@ before it is still good, and a run should resume from it rather than fail.
 import glob
 import os
 import re
+import shutil
 from typing import List, Optional
 
 import tensorflow as tf
 from absl import logging
+
+
+def save(manager: tf.train.CheckpointManager, number: int) -> str:
+    """``manager.save``; when it cannot be written (no room on the disk), the
+    half-written ``ckpt-N_temp`` folder TensorFlow leaves is removed and the
+    error is one line naming the folder (files.OutputError). The checkpoints
+    saved before stay, and the run resumes from them."""
+    try:
+        return manager.save(checkpoint_number=number)
+    except tf.errors.OpError as error:
+        from ir2net_tf.files import cannot_write
+
+        for partial in glob.glob(os.path.join(glob.escape(manager.directory), "ckpt-*_temp*")):
+            if os.path.isdir(partial):
+                shutil.rmtree(partial, ignore_errors=True)
+        reason = "No space left on device" if isinstance(error, tf.errors.ResourceExhaustedError) else error.message
+        raise cannot_write(manager.directory, OSError(reason)) from None
 
 
 def candidates(directory: str) -> List[str]:

@@ -10,13 +10,18 @@ directory must therefore be on storage that every worker sees at the same
 path, as it must anyway for a restarted worker to find the last checkpoint.
 """
 
+import errno
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 
 import tensorflow as tf
+
+from ir2net_tf.flag_domains import at_least
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 # How long workers wait for each other at start-up (--cluster_timeout).
@@ -24,6 +29,12 @@ DEFAULT_CLUSTER_TIMEOUT = 300
 # Under SLURM each task listens on PORT_BASE + (job id mod PORT_RANGE) + its
 # rank on the node, so that two jobs sharing a node do not collide.
 SLURM_PORT_BASE, SLURM_PORT_RANGE = 15000, 20000
+
+
+# What TensorFlow's SlurmClusterResolver reads inside an srun step.
+SLURM_VARIABLES = ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_NODELIST", "SLURM_STEP_TASKS_PER_NODE")
+# All-reduce training: one optional chief and the workers.
+TASK_TYPES = {"chief", "worker"}
 
 
 class ClusterError(ValueError):
@@ -46,7 +57,9 @@ def make_strategy(name: str, tpu: str = "", cluster_timeout: int = DEFAULT_CLUST
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
+        at_least(1).check(cluster_timeout, "cluster_timeout")
         resolver = cluster_resolver()
+        check_port_free(resolver)
         # TensorFlow retries missing workers without end, inside C++ where
         # Python cannot interrupt it: a watchdog process ends the worker with
         # a message naming the addresses that do not answer.
@@ -55,16 +68,68 @@ def make_strategy(name: str, tpu: str = "", cluster_timeout: int = DEFAULT_CLUST
             [sys.executable, os.path.join(os.path.dirname(__file__), "watchdog.py"), str(os.getpid()),
              str(cluster_timeout), task, *_addresses(resolver)], stdin=subprocess.PIPE,
         )
+        # Ctrl-C while TensorFlow waits in C++ (Python's handler would run only
+        # after the wait): the default action ends this worker at once, and the
+        # watchdog, which receives the same Ctrl-C, says what happened.
+        interrupt = _default_sigint()
         try:
             strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
             check_same_settings(strategy, settings or {})
+        except tf.errors.OpError as error:  # e.g. "Could not start gRPC server"
+            raise ClusterError(f"Worker {task} could not start: {_first_line(error.message)}. Check TF_CONFIG's "
+                               "addresses (docs/distributed.md).") from None
         finally:
+            if interrupt is not None:
+                signal.signal(signal.SIGINT, interrupt)
             watchdog.stdin.close()
             watchdog.wait()
         return strategy
     if name == "tpu":
         return _tpu(tpu)
     raise ValueError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
+
+
+def _default_sigint():
+    """Sets SIGINT's default action; returns the handler to restore (None
+    outside the main thread, where signals cannot be set)."""
+    try:
+        return signal.signal(signal.SIGINT, signal.SIG_DFL)
+    except ValueError:
+        return None
+
+
+def _first_line(text: str) -> str:
+    text = str(text).strip()
+    return text.splitlines()[0][:300] if text else "unknown error"
+
+
+def check_port_free(resolver) -> None:
+    """This worker's own address must be free to listen on: TensorFlow's
+    gRPC server otherwise fails with a traceback ("Could not start gRPC
+    server") or, on some systems, waits."""
+    spec = resolver.cluster_spec().as_dict()
+    try:
+        address = spec[resolver.task_type][resolver.task_id]
+    except (KeyError, IndexError, TypeError):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        port = int(port)
+    except ValueError:
+        raise ClusterError(f"The address {address!r} of task {resolver.task_type}:{resolver.task_id} has no port "
+                           "(host:port).") from None
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET) as probe:
+        try:
+            probe.bind(("", port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ClusterError(
+                    f"Port {port} of this worker's address {address} (task {resolver.task_type}:{resolver.task_id}) "
+                    "is already in use by another process: stop it (an earlier worker still running?) or give "
+                    "this task another port in the cluster's addresses."
+                ) from None
 
 
 def _tpu(tpu: str):
@@ -87,7 +152,8 @@ def cluster_resolver():
     if "TF_CONFIG" in os.environ:
         check_tf_config(os.environ["TF_CONFIG"])
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    if "SLURM_STEP_NUM_TASKS" in os.environ and "SLURM_PROCID" in os.environ:
+    if any(name in os.environ for name in SLURM_VARIABLES):
+        check_slurm_variables(os.environ)
         return slurm_resolver()
     raise ClusterError(
         "--strategy multi_worker needs the cluster: set TF_CONFIG on every worker, or start the workers "
@@ -107,6 +173,13 @@ def check_tf_config(text: str) -> dict:
                            '"task": {"type": "worker", "index": 0}}.')
     if not isinstance(task, dict) or "type" not in task or "index" not in task:
         raise ClusterError('TF_CONFIG has no "task" naming this worker, e.g. "task": {"type": "worker", "index": 0}.')
+    unsupported = sorted(set(cluster) - TASK_TYPES) + ([task["type"]] if task["type"] not in TASK_TYPES else [])
+    if unsupported:
+        raise ClusterError(
+            f"TF_CONFIG names task type(s) {sorted(set(unsupported))}: parameter servers ('ps') and evaluators are "
+            "not supported. --strategy multi_worker trains with all-reduce (MultiWorkerMirroredStrategy): list "
+            "every machine under \"worker\" (and at most one \"chief\")."
+        )
     members = cluster.get(task["type"])
     if not isinstance(members, list) or not isinstance(task["index"], int) or not 0 <= task["index"] < len(members):
         raise ClusterError(
@@ -114,6 +187,30 @@ def check_tf_config(text: str) -> dict:
             "each worker's task must name one of the cluster's addresses."
         )
     return config
+
+
+def check_slurm_variables(environ) -> None:
+    """Inside an ``srun`` step SLURM sets all of ``SLURM_VARIABLES``; some
+    but not all (a job script run without srun, a hand-made environment), or
+    values of the wrong form, are named."""
+    missing = [name for name in SLURM_VARIABLES if not environ.get(name)]
+    if missing:
+        given = [name for name in SLURM_VARIABLES if environ.get(name)]
+        raise ClusterError(
+            f"SLURM variables {', '.join(given)} are set but {', '.join(missing)} not: start the workers with "
+            "srun inside a SLURM job (every task then has all of them), or unset them and set TF_CONFIG "
+            "(docs/distributed.md)."
+        )
+    for name in ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_JOB_ID"):
+        value = environ.get(name)
+        if value is not None and not value.isdigit():
+            raise ClusterError(f"{name}={value!r} is not a whole number, as SLURM sets it.")
+    if int(environ["SLURM_PROCID"]) >= int(environ["SLURM_STEP_NUM_TASKS"]):
+        raise ClusterError(f"SLURM_PROCID={environ['SLURM_PROCID']} is not below SLURM_STEP_NUM_TASKS="
+                           f"{environ['SLURM_STEP_NUM_TASKS']}.")
+    if not re.fullmatch(r"\d+(\(x\d+\))?(,\d+(\(x\d+\))?)*", environ["SLURM_STEP_TASKS_PER_NODE"]):
+        raise ClusterError(f"SLURM_STEP_TASKS_PER_NODE={environ['SLURM_STEP_TASKS_PER_NODE']!r} is not of SLURM's "
+                           "form (e.g. 2(x3),1).")
 
 
 def slurm_resolver():
@@ -131,9 +228,13 @@ def slurm_resolver():
     except (RuntimeError, OSError):
         gpus = 0
     tasks_per_node = max(expand_tasks_per_node(os.environ.get("SLURM_STEP_TASKS_PER_NODE", "1")))
-    return tf.distribute.cluster_resolver.SlurmClusterResolver(
-        port_base=port, gpus_per_node=max(gpus, tasks_per_node), auto_set_gpu=gpus > 0 and tasks_per_node > 1,
-    )
+    try:
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=port, gpus_per_node=max(gpus, tasks_per_node), auto_set_gpu=gpus > 0 and tasks_per_node > 1,
+        )
+    except (RuntimeError, ValueError) as error:  # e.g. a node list scontrol cannot expand
+        raise ClusterError(f"SLURM's variables do not describe a cluster: {_first_line(error)} "
+                           "(SLURM_STEP_NODELIST, SLURM_STEP_TASKS_PER_NODE).") from None
 
 
 def _addresses(resolver) -> list:

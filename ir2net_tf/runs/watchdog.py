@@ -25,9 +25,26 @@ def reachable(address: str) -> bool:
         return False
 
 
+def interrupted(task: str, parent: int):
+    """Ctrl-C reaches the whole process group: the worker, whose SIGINT has
+    its default action while it waits, ends; this says why, in one line."""
+
+    def handle(signum, frame):
+        print(f"Interrupted (Ctrl-C) while worker {task} waited for the cluster to form; nothing was trained or "
+              "written. Run the same command to start again.", file=sys.stderr, flush=True)
+        try:
+            os.kill(parent, signal.SIGKILL)  # in case only this process got it
+        except OSError:
+            pass
+        os._exit(130)
+
+    return handle
+
+
 def main(argv):
     parent, timeout, task, addresses = int(argv[1]), float(argv[2]), argv[3], argv[4:]
-    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    signal.signal(signal.SIGINT, interrupted(task, parent))
+    ready, _, _ = select.select([sys.stdin], [], [], max(timeout, 0.0))
     if ready:  # closed by the parent (done) or by its death
         return
     silent = [a for a in addresses if not reachable(a)]
