@@ -131,6 +131,9 @@ def detect_architecture(state: Dict[str, np.ndarray]) -> Tuple[str, str, int]:
             f"The checkpoint's stages have {list(depths)} blocks; {known}. Is it an ImageNet IR²Net "
             "ResNet checkpoint?"
         )
+    if "fc.weight" not in state:
+        raise CheckpointError("The checkpoint has no classifier ('fc.weight').")
+    classes = _dims(state, "fc.weight", 2)[0]
     if "fusion.weight" in state:
         found = ("full", None, None)
     elif "fusion.cheap_operation.0.weight" in state:
@@ -150,9 +153,7 @@ def detect_architecture(state: Dict[str, np.ndarray]) -> Tuple[str, str, int]:
             f"The checkpoint's fusion head (ratio {found[1]}, {found[2]} groups) is none of {spec.name}'s "
             f"variants: {known}."
         )
-    if "fc.weight" not in state:
-        raise CheckpointError("The checkpoint has no classifier ('fc.weight').")
-    return spec.name, variant, _dims(state, "fc.weight", 2)[0]
+    return spec.name, variant, classes
 
 
 def importable_models():

@@ -6,6 +6,7 @@ The commands are called in-process (their ``main``), which is what a
 subprocess would run, minus TensorFlow's start-up per case."""
 
 import hashlib
+import re
 import json
 import os
 import tempfile
@@ -431,3 +432,275 @@ def test_run_refuses_bad_settings_before_touching_the_directory(tmp_path):
     with pytest.raises(ValueError, match="--epochs must be an integer ≥ 1"):
         run.Run(digits_settings(epochs=0), model_dir=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+# ================================================================ second round (issue 20): external state, NaN, files
+
+
+@pytest.fixture(scope="module")
+def small_disk(tmp_path_factory):
+    """A 512 KiB tmpfs: a disk that fills up. Skipped where mounting is not allowed."""
+    import subprocess
+
+    mount = tmp_path_factory.mktemp("disk")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip() or 'not root'})")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def _free_bytes(folder):
+    stat = os.statvfs(folder)
+    return stat.f_bavail * stat.f_frsize
+
+
+def _no_temporaries(folder):
+    return [n for n in os.listdir(folder) if ".tmp" in n or n.endswith("_temp") or "_temp" in n]
+
+
+def test_a_full_disk_fails_in_one_line_and_keeps_what_was_there(small_disk, capsys):
+    """Checkpoints, weights, metrics, the export's pair: each either written
+    whole or not at all, with one line naming the path and the full disk."""
+    from ir2net_tf import files
+    from ir2net_tf.export import cli as export_cli
+    from ir2net_tf.runs import checkpoints
+
+    folder = small_disk / "run"
+    folder.mkdir()
+    # A checkpoint that fits, then one that does not.
+    small = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(tf.zeros([1024]))), str(folder / "ckpt"), 3)
+    checkpoints.save(small, 1)
+    kept = snapshot(folder)
+    big = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(tf.zeros([1 << 18]))), str(folder / "ckpt"), 3)
+    with pytest.raises(ValueError, match=r"Cannot write .*ckpt.*: No space left on device\. ") as error:
+        checkpoints.save(big, 2)
+    assert "\n" not in str(error.value) and snapshot(folder) == kept and not _no_temporaries(folder / "ckpt")
+    # Weights (h5py's own error) and metrics, over earlier versions.
+    weights_path, metrics_path = folder / "best.weights.h5", folder / "metrics.csv"
+    files.atomic_write(weights_path, b"earlier weights")
+    files.atomic_write(metrics_path, b"epoch,loss\n1,2.0\n")
+    kept = snapshot(folder)
+    wide = tf.keras.Sequential([tf.keras.Input((256,)), tf.keras.layers.Dense(1024)])  # 1 MiB of weights
+    for write in (lambda: files.save_weights(wide, weights_path),
+                  lambda: files.atomic_write(metrics_path, b"x" * (1 << 20))):
+        with pytest.raises(ValueError, match="No space left on device") as error:
+            write()
+        assert "\n" not in str(error.value) and snapshot(folder) == kept and not _no_temporaries(folder)
+    # The export's .tflite and .json: room for the new .tflite but not its report.
+    output = folder / "model.tflite"
+    export_cli.write_out(str(output), b"old flatbuffer", {"ok": True, "failure": None, "tflite": str(output)})
+    kept = snapshot(folder)
+    new = b"n" * (_free_bytes(folder) - 8192)
+    with pytest.raises(ValueError, match="No space left on device"):
+        export_cli.write_out(str(output), new, {"ok": True, "failure": None, "tflite": str(output), "pad": "p" * 65536})
+    assert snapshot(folder) == kept and not _no_temporaries(folder)
+
+
+def test_nan_images_are_bad_input_and_keep_the_earlier_export(tmp_path, capsys):
+    output = tmp_path / "model.tflite"
+    output.write_bytes(b"a verified earlier export")
+    (tmp_path / "model.json").write_text('{"tflite": "model.tflite"}')
+    before = snapshot(tmp_path)
+    from ir2net_tf.export import inputs
+
+    images = np.zeros((4, 16, 16, 3), np.float32)
+    images[1, 2, 3, 0] = np.nan
+    path = str(tmp_path / "bad.npy")
+    np.save(path, images)
+    code, _, err = export_cli(capsys, "--model", "IR2ResNet20", "--input-size", "16", "--images", path,
+                              "-o", str(output), "--latency-runs", "0")
+    assert code == 2 and path in err and "1 NaN or infinite" in err, err
+    os.remove(path)
+    assert snapshot(tmp_path) == before
+    images[1, 2, 3, 0] = -np.inf  # not "pixels beyond ±3": not numbers
+    with pytest.raises(inputs.DeployError, match="1 NaN or infinite"):
+        inputs.check_array(path, images, None)
+
+
+def test_ctrl_c_during_export_writes_nothing(tmp_path, capsys, monkeypatch):
+    from ir2net_tf import deploy
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(deploy, "convert", interrupted)  # a Ctrl-C in the slow part
+    code, _, err = export_cli(capsys, "--model", "IR2ResNet20", "--input-size", "16", "--evaluate", "digits",
+                              "-o", str(tmp_path / "m.tflite"))
+    assert code == 130 and err.strip() == "Interrupted (Ctrl-C); nothing was written." and os.listdir(tmp_path) == []
+
+
+def test_evaluate_refuses_what_is_not_this_models_tflite():
+    from ir2net_tf import deploy, evaluation
+
+    def dense(size):
+        inputs = tf.keras.Input((size, size, 3))
+        return tf.keras.Model(inputs, tf.keras.layers.Dense(10)(tf.keras.layers.Flatten()(inputs)))
+
+    model, other = dense(8), deploy.convert(dense(16))
+    digits = data.load("digits", image_size=8)
+    for flatbuffer, message in ((b"garbage" * 20, "not a .tflite file"), (other, "another model's.*16, 16, 3")):
+        with pytest.raises(ValueError, match=message):
+            evaluation.evaluate(model, digits, flatbuffer=flatbuffer, progress=False)
+    with pytest.raises(ValueError, match="--image_size must be an integer ≥ 1; got 0"):
+        data.load("digits", image_size=0)
+    with pytest.raises(ValueError, match="--batch_size must be an integer ≥ 1"):
+        evaluation.evaluate(model, digits, batch_size=0, progress=False)
+
+
+def test_a_directory_named_like_an_image_is_named(tmp_path):
+    root = str(tmp_path / "pets")
+    _folder(root)
+    trap = os.path.join(root, "a", "trap.png")
+    os.makedirs(trap)
+    with pytest.raises(ValueError, match=f"{trap} \\(a directory, not an image file\\)"):
+        data.load(root + "/", image_size=8)
+
+
+def test_tensorflow_imported_before_the_legacy_keras_switch_is_named(monkeypatch):
+    from ir2net_tf import _keras2
+
+    assert tf._tf_uses_legacy_keras is True  # what TensorFlow recorded at its import
+    monkeypatch.setattr(tf, "_tf_uses_legacy_keras", False)
+    with pytest.raises(ImportError, match="TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set"):
+        _keras2.ensure_legacy_keras()
+
+
+def test_stage_1_only_run_and_hdf5_named_bin_are_explained(tmp_path, capsys, recovery_weights):
+    import shutil
+
+    folder = tmp_path / "run"
+    fake_run(folder, digits_settings(stage="both"), stages=())
+    (folder / "stage1_best.weights.h5").write_bytes(b"x")
+    code, _, err = export_cli(capsys, "--model-dir", str(folder), "--no-verify", "--latency-runs", "0")
+    assert code == 2 and "stopped during stage 1" in err and "stage1_best.weights.h5" in err, err
+    misnamed = str(tmp_path / "weights.bin")
+    shutil.copy(recovery_weights[".weights.h5"], misnamed)
+    model = zoo.build("IR2ResNet20", input_shape=(8, 8, 3), num_classes=10)
+    with pytest.raises(ValueError, match=r"is an HDF5 weights file.*Rename it to end in \.weights\.h5"):
+        weights.load_weights(model, misnamed)
+
+
+# ---------------------------------------------------------------- python -m zoo
+
+
+def test_benchmark_cache_dir_that_is_a_file_is_refused_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cache").write_text("a file")
+    code, _, err = zoo_cli(capsys, "benchmark", "--models", "IR2ResNet20-A", "--cache_dir", "cache",
+                           "--output_dir", "out")
+    assert code == 2 and "--cache_dir" in err and "is a file" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["cache"]
+
+
+def test_benchmark_names_an_empty_cached_tflite(tmp_path):
+    from ir2net_tf.catalog import benchmark
+
+    entry = next(e for e in benchmark.entries() if e.name == "IR2ResNet20-A")
+    cached = tmp_path / "IR2ResNet20-A_32.tflite"
+    cached.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"{cached} \\(--cache_dir\\) is empty; delete it"):
+        benchmark._flatbuffer(entry, None, str(tmp_path), 32)
+
+
+def _torch_state(**tensors):
+    """A state dict of the reference ResNet-18 layout (4 blocks per stage) with ``tensors``."""
+    torch = pytest.importorskip("torch")
+    state = {f"module.layer{s}.{b}.conv1.weight": torch.zeros(2, 2, 3, 3) for s in range(1, 5) for b in range(4)}
+    state["module.fc.weight"] = torch.zeros(10, 4)
+    state["module.fusion.weight"] = torch.zeros(4, 4, 1, 1)
+    state.update({f"module.{k}": v for k, v in tensors.items()})
+    return {k: v for k, v in state.items() if v is not None}
+
+
+@pytest.mark.parametrize("case, key, message", [
+    ("cheap without primary", "fusion.primary_conv.0.weight", "has no 'fusion.primary_conv.0.weight'"),
+    ("0-d fc.weight", "fc.weight", r"'fc.weight' has shape \(\)"),
+    ("zero-size fusion weight", "fusion.cheap_operation.0.weight", "is empty"),
+    ("NaN", "layer1.0.conv1.weight", "NaN or infinite"),
+    ("inf", "fc.weight", "NaN or infinite"),
+])
+def test_malformed_pytorch_state_dicts_are_named(tmp_path, capsys, case, key, message):
+    torch = pytest.importorskip("torch")
+    nan = torch.zeros(2, 2, 3, 3)
+    nan[0, 0, 0, 0] = float("nan")
+    tensors = {
+        "cheap without primary": {"fusion.weight": None, "fusion.cheap_operation.0.weight": torch.zeros(4, 1, 3, 3)},
+        "0-d fc.weight": {"fc.weight": torch.tensor(1.0)},
+        "zero-size fusion weight": {"fusion.weight": None, "fusion.cheap_operation.0.weight": torch.zeros(0, 1, 3, 3),
+                                    "fusion.primary_conv.0.weight": torch.zeros(4, 4, 1, 1)},
+        "NaN": {"layer1.0.conv1.weight": nan},
+        "inf": {"fc.weight": torch.full((10, 4), float("inf"))},
+    }[case]
+    path = tmp_path / "checkpoint.pth.tar"
+    torch.save({"state_dict": _torch_state(**tensors)}, path)
+    code, _, err = zoo_cli(capsys, "import-pytorch", str(path), "-o", str(tmp_path / "out.weights.h5"))
+    assert code == 2 and key in err and re.search(message, err), err
+    assert os.listdir(tmp_path) == ["checkpoint.pth.tar"]
+
+
+# ---------------------------------------------------------------- clusters
+
+
+def test_cluster_configurations_that_cannot_work_are_named(monkeypatch):
+    import socket
+
+    from ir2net_tf.runs import distribute
+
+    ps = '{"cluster": {"worker": ["127.0.0.1:1"], "ps": ["127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}'
+    with pytest.raises(distribute.ClusterError, match=r"\['ps'\]: parameter servers \('ps'\) .* not supported"):
+        distribute.check_tf_config(ps)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    for name in distribute.SLURM_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    with pytest.raises(distribute.ClusterError, match="SLURM_STEP_NODELIST, SLURM_STEP_TASKS_PER_NODE not"):
+        distribute.cluster_resolver()
+    monkeypatch.setenv("SLURM_STEP_NODELIST", "node1")
+    monkeypatch.setenv("SLURM_STEP_TASKS_PER_NODE", "2")
+    monkeypatch.setenv("SLURM_PROCID", "zero")
+    with pytest.raises(distribute.ClusterError, match="SLURM_PROCID='zero' is not a whole number"):
+        distribute.cluster_resolver()
+    # This worker's port taken by another process.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}", "127.0.0.1:1"]},
+                                                    "task": {"type": "worker", "index": 0}}))
+        with pytest.raises(distribute.ClusterError, match=f"Port {port} of this worker's address .* in use"):
+            distribute.check_port_free(distribute.cluster_resolver())
+
+
+def test_ctrl_c_while_workers_wait_ends_at_once(tmp_path):
+    """Ctrl-C (to the process group, as a terminal sends it) while worker 0
+    waits for an absent worker 1: it ends within seconds, not after
+    --cluster_timeout, with one line and no traceback."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests_support import ENV, REPO
+
+    with __import__("socket").socket() as a, __import__("socket").socket() as b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        ports = [a.getsockname()[1], b.getsockname()[1]]
+    env = dict(ENV, TF_CONFIG=json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                                          "task": {"type": "worker", "index": 0}}))
+    worker = subprocess.Popen([sys.executable, "-m", "train", *SMALL, "--strategy=multi_worker",
+                               f"--model_dir={tmp_path}/run"], cwd=REPO, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 240
+    children = f"/proc/{worker.pid}/task/{worker.pid}/children"
+    while time.time() < deadline and worker.poll() is None:  # the watchdog starts when the wait does
+        if open(children).read().strip():
+            break
+        time.sleep(0.5)
+    time.sleep(3)
+    os.killpg(worker.pid, signal.SIGINT)
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == -signal.SIGINT, err[-3000:]
+    assert "Interrupted (Ctrl-C) while worker worker:0 waited for the cluster" in err and "Traceback" not in err
