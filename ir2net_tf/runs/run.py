@@ -205,7 +205,8 @@ class Run:
         extra.append(tf.keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0))
         evaluation = ds.evaluation(s["batch_size"])
         if distribute.multi_worker(strategy):
-            # Each worker evaluates its share of the batches; the metrics are summed.
+            # Each worker evaluates its share of the batches; the metrics' totals and
+            # counts are summed over the workers (the mean over every example).
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
             evaluation = evaluation.with_options(options)
