@@ -39,6 +39,12 @@ def check_model(settings: dict) -> None:
     refused here, with the builder's message, before any file is written."""
     spec = zoo.get_spec(settings["model"])
     spec.parse_variant(settings["variant"])  # an unknown variant names the choices
+    if settings["recovery"] and not spec.has_recovery:
+        raise ValueError(
+            f"--recovery: {spec.name} has no recovery head (the IR-Net models are the bare baselines). Drop "
+            "--recovery (or pass --norecovery), or train an IR² model with --binarizer irnet for IR-Net's "
+            "binarization with a recovery head."
+        )
     size = settings["image_size"]
     try:
         model = zoo.build(
@@ -70,6 +76,8 @@ def check_settings(settings: dict) -> None:
     _at_least(settings, "batch_size", 1, integer=True)
     _at_least(settings, "image_size", 1, integer=True)
     _at_least(settings, "seed", 0, integer=True)
+    if settings.get("steps_per_epoch") is not None:
+        _at_least(settings, "steps_per_epoch", 0, integer=True, hint=" (0: the whole epoch)")
     if settings["seed"] > MAX_SEED:
         raise ValueError(f"--seed must be at most {MAX_SEED}; got {settings['seed']}.")
     rate = settings.get("learning_rate")
