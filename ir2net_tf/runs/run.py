@@ -8,7 +8,7 @@ from absl import logging
 from ir2net_tf import binarization, data, zoo
 from ir2net_tf.schedules import make_schedule
 from ir2net_tf.training import IR2Trainer, make_optimizer
-from ir2net_tf.weights import load_weights
+from ir2net_tf.weights import check as check_weights, load_weights
 from ir2net_tf.visualize import RestrictionGridLogger
 from ir2net_tf.runs import artifacts, callbacks, checkpoints, distribute, lock, model_dir as model_dirs, seeding, validation
 from ir2net_tf.runs.signals import StopSignals
@@ -81,6 +81,11 @@ class Run:
             self.saved, reset = distribute.share(
                 self.strategy, "saved_config", lambda: model_dirs.check_run(self.model_dir, settings, overwrite))
             self.dataset = load_dataset(settings)
+            if init_weights:
+                # Before any file: a stage-1 file that does not fit stage 2
+                # (another model, head or --binarizer) is refused now.
+                check_weights(build_student(settings, self.dataset.num_classes, binary_weights=True), init_weights)
+                seeding.make_repeatable(settings["seed"], deterministic_ops=strategy == "default")  # as before it
             if reset and self.chief:
                 model_dirs.remove_run(self.model_dir)
         except BaseException:
