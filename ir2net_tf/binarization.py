@@ -13,12 +13,17 @@ Both are registered with Keras under these names (and their class names), so
 ``QuantConv2D(..., kernel_quantizer="libra_pb", input_quantizer="ede_sign")``
 works and saved models load without ``custom_objects``.
 
-The temperature t is model state: every quantizer holds a non-trainable
-variable, set for the whole model by ``set_ede_temperature`` (k = max(1/t, 1)
-follows from t). The variables are tracked by ``tf.train.Checkpoint`` (so a
-resumed training run continues the schedule) but, like Larq's own quantizer
-state, are not among the layer's weights: weights files and parameter counts
-are those of a plain ``QuantConv2D``.
+The temperature t is schedule state, not a weight: every quantizer holds a
+non-trainable variable, set for the whole model by ``set_ede_temperature``
+(k = max(1/t, 1) follows from t) at every epoch's start. The variables are
+tracked by ``tf.train.Checkpoint`` (so a resumed training run continues the
+schedule) but, like Larq's own quantizer state, are not among the layer's
+weights. In a ``.weights.h5`` file only the activation quantizers (``EDESign``,
+present in both stages of the two-stage recipe) write their t, as the file's
+record that its convolutions were trained with IR-Net's binarizer; the kernel
+quantizer (``LibraPB``, stage 2 only) writes none and ignores one found in an
+older file. So stage 1's weights load into the stage-2 model, and weights of
+the other binarizer are refused (``ir2net_tf.weights``). See docs/irnet.md.
 """
 
 import logging
@@ -137,6 +142,15 @@ class LibraPB(_EDEQuantizer):
     Args:
         temperature: initial t, as for ``EDESign``.
     """
+
+    # t is written once per convolution, by its EDESign (see the module's
+    # docstring): a stage-1 file, whose model has no kernel quantizer, then
+    # holds every weight the stage-2 model reads.
+    def save_own_variables(self, store):
+        pass
+
+    def load_own_variables(self, store):
+        pass  # an older file's t: the schedule sets t anyway
 
     def call(self, inputs):
         standardized = libra_pb_standardize(inputs)

@@ -139,6 +139,12 @@ class IR2Trainer(tf.keras.Model):
         self.accuracy = tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.top5 = tf.keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5") if classes > 5 else None
         self.kept = tf.keras.metrics.Mean(name="kept") if self.restriction_lambda > 0 else None
+        # A metric's result() is already aggregated over every replica and
+        # worker (its variables are summed on read), so each replica returns
+        # the same figure: take it once. Keras' "auto" would sum the replicas'
+        # copies (accuracy × replicas on a cluster, where validation returns
+        # no "kept" and Keras keeps the steps' logs).
+        self.distribute_reduction_method = "first"
 
     @property
     def metrics(self):

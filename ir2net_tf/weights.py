@@ -74,8 +74,17 @@ def _layer_names(model: tf.keras.Model) -> Dict[str, str]:
     return names
 
 
+# IR-Net's kernel quantizer (Libra-PB) no longer writes its EDE temperature
+# (schedule state, binarization.py); files from before still hold it.
+_LEGACY_SCHEDULE_STATE = "/kernel_quantizer/vars/"
+# Where a binarizer's own state lives: files and models that differ only
+# there were built with different binarizers.
+_QUANTIZER_GROUP = "_quantizer"
+
+
 def _weights_only(layout: Layout) -> Layout:
-    return {p: shape for p, shape in layout.items() if p.split("/", 1)[0] not in TRAINING_STATE}
+    return {p: shape for p, shape in layout.items()
+            if p.split("/", 1)[0] not in TRAINING_STATE and _LEGACY_SCHEDULE_STATE not in p}
 
 
 def _groups(paths) -> List[str]:
@@ -100,6 +109,14 @@ def compare(model: tf.keras.Model, path: str, file_layout: Layout) -> None:
     for p in expected:
         if p in file_layout and expected[p] != file_layout[p]:
             reshaped.setdefault(p.rsplit("/vars/", 1)[0], p)
+    if (missing or extra) and not reshaped and all(g.endswith(_QUANTIZER_GROUP) for g in missing + extra):
+        has = "IR-Net's (EDE/Libra-PB)" if extra else "Bi-Real's (approx_sign/ste_sign)"
+        raise WeightsMismatch(
+            f"The weights file {path!r} does not fit model {model.name!r}: its binary convolutions were trained "
+            f"with {has} binarizer and the model is built with the other. Nothing was loaded. Pass the binarizer "
+            f"the weights were trained with: --binarizer {'irnet' if extra else 'bireal'} (a model directory's "
+            "config.json has it)."
+        )
     problems = []
     if missing:
         problems.append(f"the file has no weights for {len(missing)} of the model's layers "

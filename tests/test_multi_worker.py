@@ -20,7 +20,7 @@ import tensorflow as tf
 from ir2net_tf import data
 from ir2net_tf.runs import artifacts, checkpoints, distribute
 
-from tests_support import ENV, REPO, SMALL, STEPS, checkpoint_state, cli
+from tests_support import ENV, REPO, SMALL, STEPS, check_metrics_match_evaluate, checkpoint_state, cli
 
 RUN = [*SMALL[:2], "--epochs=3", "--verbose=0", "--strategy=multi_worker"]
 
@@ -144,6 +144,12 @@ def test_the_chiefs_directory_holds_the_run_and_no_worker_folders(interrupted_cl
     assert not stray_worker_folders(model_dir)
 
 
+def test_the_chiefs_metrics_are_the_mean_over_all_validation_examples(interrupted_cluster):
+    """metrics.csv (and so TensorBoard and the closing line) holds what one
+    process evaluates of the same weights, not the workers' sum."""
+    check_metrics_match_evaluate(interrupted_cluster["model_dir"], "2")
+
+
 def test_start_up_errors_name_the_problem(tmp_path):
     lone = free_ports(2)
     different, odd = free_ports(2), free_ports(2)
@@ -151,11 +157,13 @@ def test_start_up_errors_name_the_problem(tmp_path):
         # A worker whose peer never starts.
         (start([tf_config_env(lone, 0)], *RUN, "--cluster_timeout=5", f"--model_dir={tmp_path}/a"),
          [rf"could not form the cluster .* within 5 s \(no answer from 127.0.0.1:{lone[1]}\)"]),
-        # Workers started with different flags.
+        # Workers started with different flags (--model_dir among them).
         (start([tf_config_env(different, 0)], *RUN, f"--model_dir={tmp_path}/b")
-         + start([tf_config_env(different, 1)], *RUN, "--seed=1", f"--model_dir={tmp_path}/b"),
-         [r"other flags than worker worker:1 \(seed: 1 on worker:1, 0 here\)",
-          r"other flags than worker worker:0 \(seed: 0 on worker:0, 1 here\)"]),
+         + start([tf_config_env(different, 1)], *RUN, "--seed=1", f"--model_dir={tmp_path}/b2"),
+         [rf"other flags than worker worker:1 \(model_dir: '{tmp_path}/b2' on worker:1, '{tmp_path}/b' here, "
+          r"seed: 1 on worker:1, 0 here\)",
+          rf"other flags than worker worker:0 \(model_dir: '{tmp_path}/b' on worker:0, '{tmp_path}/b2' here, "
+          r"seed: 0 on worker:0, 1 here\)"]),
         # A global batch that does not split over the replicas.
         (start([tf_config_env(odd, i) for i in range(2)], *RUN, "--batch_size=33", f"--model_dir={tmp_path}/c"),
          [r"--batch_size 33 does not split evenly over the 2 replicas"] * 2),
@@ -163,7 +171,7 @@ def test_start_up_errors_name_the_problem(tmp_path):
     for workers, messages in runs:
         for (log, code), message in zip(finish(workers, timeout=300), messages):
             assert code != 0 and re.search(message, log) and "Traceback" not in log, log[-3000:]
-    assert not os.path.exists(tmp_path / "b" / artifacts.CONFIG)
+    assert not os.path.exists(tmp_path / "b" / artifacts.CONFIG) and not os.path.exists(tmp_path / "b2")
 
 
 @pytest.mark.parametrize("text, message", [

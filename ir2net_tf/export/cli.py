@@ -144,8 +144,10 @@ def _held_out(args, run):
     try:
         dataset = run.dataset(args.data_dir)
     except ValueError as error:
+        folder = data.is_folder(run.settings.get("dataset") or "digits") and run.settings.get("dataset") != "digits"
+        hint = "Pass" if folder else "Pass --data-dir, or"  # --data-dir is for tensorflow-datasets only
         raise DeployError(
-            f"Cannot load the run's held-out data: {error} Pass --data-dir, or --verify-images 0 to skip this check."
+            f"Cannot load the run's held-out data: {error} {hint} --verify-images 0 to skip this check."
         ) from error
     images, labels = evaluation.held_out(dataset, args.verify_images)
     return dataset, images, labels
@@ -223,6 +225,12 @@ def export(args) -> dict:
         result["latency"] = deploy.measure_latency(
             flatbuffer, kernels=args.kernels, threads=args.threads, runs=args.latency_runs
         )
+    if described.get("binary_weights") is False:
+        result["note"] = (
+            "this is the stage-1 model of the two-stage recipe: binary activations, real-valued weights, so its "
+            "convolutions are float convolutions for LCE and 0 LceBconv2d is expected. Train --stage 2 (same "
+            "--model_dir) for the binary model."
+        )
     result["ok"] = not failures
     result["failure"] = "; ".join(failures) or None
     write_out(output, flatbuffer, result)
@@ -254,6 +262,7 @@ def evaluate(args, model, flatbuffer, run) -> dict:
             dataset = run.dataset(args.data_dir)
         else:
             dataset = data.load(args.evaluate, image_size=model.input_shape[1], data_dir=args.data_dir)
+        loading.check_classes(model, dataset)
         return evaluation.evaluate(model, dataset, flatbuffer=flatbuffer, batch_size=args.batch_size)
     except ValueError as error:
         raise DeployError(f"--evaluate {args.evaluate}: {error}") from error
@@ -271,6 +280,8 @@ def main(argv=None) -> int:
         print("Interrupted (Ctrl-C); nothing was written.", file=sys.stderr)
         return 130
     print(report.summary(result))
+    if result.get("note"):
+        print(f"  note: {result['note']}")
     return 0 if result["ok"] else 1
 
 

@@ -68,6 +68,9 @@ flags.DEFINE_boolean("weight_clip", None, "Clip latent binary weights to [-1, 1]
                      "weight_clip); default off, as the reference: a latent weight beyond ±1 keeps its value.")
 flags.DEFINE_boolean("recovery", None, "Information recovery head (false: bare backbone baseline).")
 domains.DEFINE_integer("seed", None, "Seed of data order, augmentation and initialization.", SETTINGS["seed"])
+domains.DEFINE_integer("steps_per_epoch", None, "At most N steps an epoch (the epoch's first N batches), e.g. 2 for a "
+                     "smoke test of a cluster; 0 or unset: the whole training split.",
+                       SETTINGS["steps_per_epoch"])
 # How to run it; these may change between invocations of the same run.
 flags.DEFINE_enum("mode", "train", ["train", "evaluate"], "train, or report top-1/top-5 of saved weights: a "
                   "run's (--model_dir), or any weights file of a zoo model (--model --weights --dataset).")
@@ -93,13 +96,15 @@ TRAINING_FLAGS = (
     "model", "variant", "dataset", "data_dir", "manual_dir", "image_size", "epochs", "batch_size", "optimizer",
     "learning_rate", "momentum", "weight_decay", "weight_decay_scope", "stage2_weight_decay",
     "restriction_lambda", "normalization", "teacher", "stage", "augment", "pad_values", "recovery", "seed",
-    "weight_clip", "lr_schedule", "warmup_epochs", "warmup_learning_rate", "binarizer",
+    "weight_clip", "lr_schedule", "warmup_epochs", "warmup_learning_rate", "binarizer", "steps_per_epoch",
 )
 
 
 def settings_from_flags() -> dict:
     given = {name: FLAGS[name].value for name in TRAINING_FLAGS if FLAGS[name].present}
     name = recipes.recipe_name(FLAGS.recipe, given.get("dataset"), given.get("model"))
+    if given.get("steps_per_epoch") == 0:
+        del given["steps_per_epoch"]  # the whole epoch, as a run without the flag
     settings = recipes.resolve(name, given)
     settings.setdefault("data_dir", None)
     settings.setdefault("manual_dir", None)

@@ -35,6 +35,7 @@ class LoadedRun:
     config: dict
     weights: str
     settings: dict
+    model_dir: str = ""
 
     @property
     def options(self) -> dict:
@@ -55,9 +56,48 @@ class LoadedRun:
             )
         settings = self.settings
         return data.load(
-            settings["dataset"], image_size=settings["image_size"], data_dir=data_dir or settings.get("data_dir"),
+            self.dataset_path(), image_size=settings["image_size"], data_dir=data_dir or settings.get("data_dir"),
             manual_dir=settings.get("manual_dir"), augment=settings.get("augment", "auto"),
             seed=settings.get("seed", 0),
+        )
+
+
+    def dataset_path(self) -> str:
+        """The run's dataset; an image folder stored relative (by runs from
+        before folders were stored absolute) is looked for from here and from
+        the model directory's parents (where training ran, typically).
+
+        Raises:
+            ValueError: a relative folder found in none of them.
+        """
+        name = self.settings["dataset"]
+        if name == "digits" or not data.is_folder(name) or os.path.isabs(os.path.expanduser(name)):
+            return name
+        places = [os.getcwd()]
+        parent = self.model_dir
+        while parent and os.path.dirname(parent) != parent:
+            parent = os.path.dirname(parent)
+            places.append(parent)
+        for place in places:
+            if os.path.isdir(os.path.join(place, name)):
+                return os.path.join(place, name)
+        raise ValueError(
+            f"The run's image folder {name!r} is stored relative to the directory training ran in, and is found "
+            f"neither from {os.getcwd()!r} nor from the model directory's parents. Run this command from the "
+            f"directory training ran in, or set \"dataset\" in {os.path.join(self.model_dir, artifacts.CONFIG)} "
+            "to the folder's absolute path."
+        )
+
+
+def check_classes(model, dataset: data.Dataset) -> None:
+    """Refuses a dataset whose class count is not the model's: its labels
+    would index other classes' outputs."""
+    classes = int(model.output_shape[-1])
+    if dataset.num_classes != classes:
+        raise ValueError(
+            f"The dataset {dataset.name!r} has {dataset.num_classes} classes and the model {classes}: its accuracy "
+            "would compare labels with other classes' outputs. Evaluate on a dataset with the model's classes "
+            "(the run's own, when no dataset is given)."
         )
 
 
@@ -163,4 +203,5 @@ def load_run(model_dir: str, *, weights: Optional[str] = None, logits: bool = Fa
     shape = config.get("input_shape") or [None]
     options = {key: config[key] for key in BUILD_KEYS if key in config}
     model = build_model(config["model"], weights=weights, input_size=shape[0], logits=logits, **options)
-    return LoadedRun(model=model, config=config, weights=weights, settings=dict(config.get("training") or {}))
+    return LoadedRun(model=model, config=config, weights=weights, settings=dict(config.get("training") or {}),
+                     model_dir=model_dir)

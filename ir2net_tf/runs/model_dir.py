@@ -4,7 +4,7 @@ import os
 import shutil
 
 from ir2net_tf import files
-from ir2net_tf.runs import artifacts
+from ir2net_tf.runs import artifacts, lock
 
 # Settings that may change between invocations of the same run: what to do,
 # not what is trained.
@@ -92,7 +92,7 @@ def check_or_reset(model_dir: str, training: dict, overwrite: bool) -> dict:
 
 def _our_file(name: str) -> bool:
     stage_weights = {artifacts.stage_weights(stage, kind) for stage in ("1", "2") for kind in ("best", "final")}
-    names = {artifacts.CONFIG, artifacts.METRICS, artifacts.CURVES, artifacts.BEST_WEIGHTS,
+    names = {artifacts.CONFIG, artifacts.METRICS, lock.LOCK, artifacts.CURVES, artifacts.BEST_WEIGHTS,
              artifacts.FINAL_WEIGHTS, *stage_weights, *EXPORT_FILES}
     # files.atomic_save's temporary files, left only by a killed process.
     temporary = name.startswith(".") and ".tmp" in name and name[1:].split(".tmp")[0].rsplit(".", 1)[0] in names
@@ -150,6 +150,8 @@ def remove_run(model_dir: str) -> None:
     when the directory holds anything else (the user's own files)."""
     _refuse_foreign(model_dir)
     for name in os.listdir(model_dir):
+        if name == lock.LOCK:  # the replacing run's own
+            continue
         path = os.path.join(model_dir, name)
         if os.path.isdir(path):
             shutil.rmtree(path)

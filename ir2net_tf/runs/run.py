@@ -8,9 +8,9 @@ from absl import logging
 from ir2net_tf import binarization, data, zoo
 from ir2net_tf.schedules import make_schedule
 from ir2net_tf.training import IR2Trainer, make_optimizer
-from ir2net_tf.weights import load_weights
+from ir2net_tf.weights import check as check_weights, load_weights
 from ir2net_tf.visualize import RestrictionGridLogger
-from ir2net_tf.runs import artifacts, callbacks, checkpoints, distribute, model_dir as model_dirs, seeding, validation
+from ir2net_tf.runs import artifacts, callbacks, checkpoints, distribute, lock, model_dir as model_dirs, seeding, validation
 from ir2net_tf.runs.signals import StopSignals
 from ir2net_tf.runs.teacher import load_teacher
 
@@ -44,6 +44,9 @@ class Run:
     def __init__(self, settings, *, model_dir, overwrite=False, checkpoint_every=500, strategy="default",
                  tpu="", mixed_precision=False, jit_compile=False, verbose=1, init_weights=None,
                  restriction_shortcut=True, cluster_timeout=distribute.DEFAULT_CLUSTER_TIMEOUT):
+        if data.is_folder(settings["dataset"]) and settings["dataset"] != "digits":
+            # Stored absolute: export and evaluate find it from any directory.
+            settings = dict(settings, dataset=os.path.abspath(os.path.expanduser(settings["dataset"])))
         self.settings = settings
         self.checkpoint_every, self.jit_compile, self.verbose = checkpoint_every, jit_compile, verbose
         self.init_weights = init_weights
@@ -51,8 +54,11 @@ class Run:
         self.position = None  # (stage, epoch, step) while training: where an interrupt stops
         distribute.set_mixed_precision(mixed_precision, strategy)
         # Flags the workers must share (collectives happen at the same steps).
+        # --model_dir too: each worker resumes from, and picks "best" by, the
+        # chief's files, which must be the same path on every worker.
         shared = dict(settings, checkpoint_every=checkpoint_every, mixed_precision=mixed_precision,
-                      jit_compile=jit_compile, init_weights=init_weights)
+                      jit_compile=jit_compile, init_weights=init_weights,
+                      model_dir=os.path.abspath(os.path.expanduser(model_dir)))
         # The strategy first: a multi-worker one must configure TensorFlow's
         # collectives before any operation runs (the checks below build a model).
         # It writes no file, so a bad flag still leaves the directory untouched.
@@ -65,13 +71,26 @@ class Run:
             raise ValueError(f"--batch_size {settings['batch_size']} does not split evenly over the {replicas} "
                              f"replicas; choose a multiple of {replicas} (it is the global batch).")
         self.model_dir = model_dirs.prepare(model_dir)
-        # The chief checks the directory; the others take its word. Nothing is
-        # deleted until the data has loaded (model_dir.py).
-        self.saved, reset = distribute.share(
-            self.strategy, "saved_config", lambda: model_dirs.check_run(self.model_dir, settings, overwrite))
-        self.dataset = load_dataset(settings)
-        if reset and self.chief:
-            model_dirs.remove_run(self.model_dir)
+        # One run per directory (runs/lock.py): the chief holds it for the cluster.
+        self.lock = lock.Lock(self.model_dir)
+        try:
+            if self.chief:
+                self.lock.acquire()
+            # The chief checks the directory; the others take its word. Nothing is
+            # deleted until the data has loaded (model_dir.py).
+            self.saved, reset = distribute.share(
+                self.strategy, "saved_config", lambda: model_dirs.check_run(self.model_dir, settings, overwrite))
+            self.dataset = load_dataset(settings)
+            if init_weights:
+                # Before any file: a stage-1 file that does not fit stage 2
+                # (another model, head or --binarizer) is refused now.
+                check_weights(build_student(settings, self.dataset.num_classes, binary_weights=True), init_weights)
+                seeding.make_repeatable(settings["seed"], deterministic_ops=strategy == "default")  # as before it
+            if reset and self.chief:
+                model_dirs.remove_run(self.model_dir)
+        except BaseException:
+            self.lock.release()
+            raise
         self.completed = list(self.saved.get("stages_completed", []))
 
     def path(self, name):
@@ -83,6 +102,13 @@ class Run:
             artifacts.write_json(self.path(artifacts.CONFIG), config)
 
     def train(self):
+        """Trains the stages not yet complete; the directory's lock is freed at the end."""
+        try:
+            return self._train()
+        finally:
+            self.lock.release()
+
+    def _train(self):
         stages = ["1", "2"] if self.settings["stage"] == "both" else [self.settings["stage"]]
         for stage in stages:
             # best/final.weights.h5 change only when a stage ends: until then
@@ -109,6 +135,11 @@ class Run:
                     artifacts.atomic_write(self.path(name), f.read())
         self._write_config(binary_weights=stage == "2")
 
+    def steps_per_epoch(self) -> int:
+        """The epoch's steps: the training split's batches, at most --steps_per_epoch."""
+        steps = self.dataset.steps_per_epoch(self.settings["batch_size"])
+        return min(steps, self.settings.get("steps_per_epoch") or steps)
+
     def _stage1_weights(self):
         if self.init_weights:
             return self.init_weights
@@ -123,7 +154,7 @@ class Run:
 
     def train_stage(self, stage):
         s, ds = self.settings, self.dataset
-        steps = ds.steps_per_epoch(s["batch_size"])
+        steps = self.steps_per_epoch()
         with self.strategy.scope():
             student = build_student(s, ds.num_classes, binary_weights=stage == "2")
             teacher, teacher_logits = load_teacher(s["teacher"], student.input_shape[1:], ds.num_classes)
@@ -205,7 +236,8 @@ class Run:
         extra.append(tf.keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0))
         evaluation = ds.evaluation(s["batch_size"])
         if distribute.multi_worker(strategy):
-            # Each worker evaluates its share of the batches; the metrics are summed.
+            # Each worker evaluates its share of the batches; the metrics' totals and
+            # counts are summed over the workers (the mean over every example).
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
             evaluation = evaluation.with_options(options)
@@ -222,7 +254,7 @@ class Run:
             self.position = state.position
             trainer.fit(
                 self._train_input(current, skip), initial_epoch=current, epochs=current + 1,
-                steps_per_epoch=ds.steps_per_epoch(s["batch_size"]) - skip,
+                steps_per_epoch=self.steps_per_epoch() - skip,
                 validation_data=evaluation, callbacks=[state, *extra], verbose=0,
             )
             if state.nan_at is not None:
@@ -293,6 +325,7 @@ def evaluate(model_dir=None, *, model=None, weights=None, dataset=None, image_si
         ds = data.load(dataset, image_size=image_size or zoo.get_spec(model).input_size, data_dir=data_dir)
         keras_model = loading.build_model(model, weights=weights, input_size=ds.image_size, logits=True,
                                           num_classes=ds.num_classes, **options)
+    loading.check_classes(keras_model, ds)
     result = evaluation.evaluate(keras_model, ds, batch_size=batch_size or 64, progress=verbose > 0)
     return {"top1": result["keras"]["top1"], "top5": result["keras"]["top5"], "examples": result["examples"],
             "dataset": ds.name, "weights": weights}

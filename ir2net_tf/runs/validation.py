@@ -33,9 +33,10 @@ DOMAINS = {
     "stage2_weight_decay": at_least(0, integer=False),
     "restriction_lambda": at_least(0, integer=False),
     "pad_values": one_of(*PAD_VALUES),  # what LCE supports
+    "steps_per_epoch": at_least(0),  # 0: the whole epoch
 }
 # Settings that may be None (unset: the default applies).
-OPTIONAL = {"stage2_weight_decay", "warmup_epochs", "warmup_learning_rate"}
+OPTIONAL = {"stage2_weight_decay", "warmup_epochs", "warmup_learning_rate", "steps_per_epoch"}
 
 
 def check_model(settings: dict) -> None:
@@ -44,6 +45,12 @@ def check_model(settings: dict) -> None:
     refused here, with the builder's message, before any file is written."""
     spec = zoo.get_spec(settings["model"])
     spec.parse_variant(settings["variant"])  # an unknown variant names the choices
+    if settings["recovery"] and not spec.has_recovery:
+        raise ValueError(
+            f"--recovery: {spec.name} has no recovery head (the IR-Net models are the bare baselines). Drop "
+            "--recovery (or pass --norecovery), or train an IR² model with --binarizer irnet for IR-Net's "
+            "binarization with a recovery head."
+        )
     size = settings["image_size"]
     try:
         model = zoo.build(
