@@ -29,6 +29,10 @@ flags.DEFINE_string("dataset", None, "digits, a tensorflow-datasets name (cifar1
 flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory.")
 flags.DEFINE_string("manual_dir", None, "Where the manually downloaded files are (ImageNet's two tar files); "
                     "default <data_dir>/downloads/manual.")
+flags.DEFINE_string("train_split", None, "tensorflow-datasets split to train on, sliced for a smoke test: "
+                    "e.g. train[:1%] or train[:512] (default: train).")
+flags.DEFINE_string("validation_split", None, "tensorflow-datasets split to evaluate on, e.g. validation[:64] "
+                    "(default: validation, else test).")
 flags.DEFINE_integer("image_size", None, "Input height and width.")
 flags.DEFINE_integer("epochs", None, "Epochs per stage.")
 flags.DEFINE_integer("batch_size", None, "Global batch size (split over the replicas).")
@@ -79,6 +83,7 @@ TRAINING_FLAGS = (
     "learning_rate", "momentum", "weight_decay", "weight_decay_scope", "stage2_weight_decay",
     "restriction_lambda", "normalization", "teacher", "stage", "augment", "pad_values", "recovery", "seed",
     "weight_clip", "lr_schedule", "warmup_epochs", "warmup_learning_rate", "binarizer",
+    "train_split", "validation_split",
 )
 
 

@@ -20,6 +20,7 @@ STAGES = validation.STAGES
 def check_settings(settings: dict) -> None:
     """Errors a user can fix, before any work or file (runs/validation.py)."""
     validation.check_settings(settings)
+    data.check_splits(settings["dataset"], settings.get("train_split"), settings.get("validation_split"))
 
 
 def build_student(settings, num_classes, *, binary_weights, weights=None):
@@ -37,6 +38,7 @@ def load_dataset(settings) -> data.Dataset:
     return data.load(
         settings["dataset"], image_size=settings["image_size"], data_dir=settings.get("data_dir"),
         manual_dir=settings.get("manual_dir"), augment=settings["augment"], seed=settings["seed"],
+        train_split=settings.get("train_split"), validation_split=settings.get("validation_split"),
     )
 
 
