@@ -15,6 +15,9 @@ from typing import Callable, Optional, Tuple
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
+from absl import logging
+
+from ir2net_tf import tfds_manual
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -270,22 +273,35 @@ def load_digits(image_size: int, augment: str, seed: int) -> Dataset:
 
 # The tfds splits used for training and for held-out evaluation.
 EVAL_SPLITS = ("validation", "test")
-IMAGENET_MANUAL_FILES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+
+
+def _mocked(builder) -> bool:
+    """tfds.testing.mock_data replaces download_and_prepare: nothing to prepare."""
+    return getattr(type(builder).download_and_prepare, "__name__", "") != "download_and_prepare"
 
 
 def _prepare_tfds(builder, name: str, manual_dir: Optional[str]):
     import tensorflow_datasets as tfds
 
-    config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+    if tfds_manual.is_manual(builder):
+        # Nothing is downloaded: no GCS lookup (a network wait offline), and
+        # our line instead of tfds' "Downloading and preparing … Unknown size".
+        where = tfds_manual.manual_dir_of(builder, manual_dir)
+        config = tfds.download.DownloadConfig(manual_dir=where, try_download_gcs=False)
+        builder._log_download_bytes = lambda: None
+        logging.info("Preparing dataset %r from the files in %s into %s (once; reused afterwards).",
+                     name, where, builder.data_dir)
+        try:
+            builder.download_and_prepare(download_config=config)
+        except Exception as error:  # noqa: BLE001 — a damaged or unfinished file fails many ways
+            raise ValueError(
+                f"Preparing dataset {name!r} from the files in {where} failed ({type(error).__name__}: "
+                f"{' '.join(str(error).split())[:300]}). A file still downloading or damaged does this: "
+                "check the files against image-net.org's sizes, then run the same command again."
+            ) from error
+        return
     try:
-        builder.download_and_prepare(download_config=config)
-    except AssertionError as error:  # tfds signals a missing manual download this way
-        expected = manual_dir or os.path.join(builder._data_dir_root, "downloads", "manual")
-        raise ValueError(
-            f"Dataset {name!r} needs a manual download: put "
-            f"{' and '.join(IMAGENET_MANUAL_FILES) if name.startswith('imagenet2012') else 'its files'} "
-            f"in {expected} (or pass --manual_dir), then run again. tfds said: {error}"
-        ) from error
+        builder.download_and_prepare()
     except Exception as error:  # noqa: BLE001 — offline downloads fail many ways
         raise ValueError(
             f"Could not download or prepare dataset {name!r} into {builder._data_dir_root}: "
@@ -294,10 +310,42 @@ def _prepare_tfds(builder, name: str, manual_dir: Optional[str]):
         ) from error
 
 
+def split_names(spec: str) -> list:
+    """The split names a tfds split spec reads (``train[:1%]+test`` → train, test)."""
+    return [part.split("[")[0].strip() for part in spec.split("+")]
+
+
+def check_split_spec(spec: Optional[str], option: str) -> None:
+    """A tfds split spec (``train[:1%]``, ``validation[:64]``) parses; checked
+    before any work."""
+    if spec is None:
+        return
+    import tensorflow_datasets as tfds
+
+    try:
+        tfds.core.ReadInstruction.from_spec(spec)
+    except (ValueError, TypeError, AssertionError) as error:
+        raise ValueError(
+            f"{option} {spec!r} is not a tensorflow-datasets split: write a split name with an optional "
+            "slice, e.g. train[:1%], train[:1000] or validation[:64] "
+            "(https://www.tensorflow.org/datasets/splits)."
+        ) from error
+
+
+def check_splits(name: str, train_split: Optional[str], validation_split: Optional[str]) -> None:
+    """--train_split / --validation_split: valid specs, for a tfds dataset."""
+    given = [o for o, v in (("--train_split", train_split), ("--validation_split", validation_split)) if v]
+    if given and (name == "digits" or is_folder(name)):
+        raise ValueError(f"{' and '.join(given)} slice tensorflow-datasets splits; --dataset {name!r} has fixed "
+                         "splits. Drop them, or train on a tensorflow-datasets dataset.")
+    check_split_spec(train_split, "--train_split")
+    check_split_spec(validation_split, "--validation_split")
+
+
 def _split_size(builder, split: str, ds: tf.data.Dataset) -> int:
     splits = builder.info.splits
-    if split in splits:
-        return int(splits[split].num_examples)
+    if all(n in splits for n in split_names(split)):
+        return int(splits[split].num_examples)  # tfds counts slices too
     # Mocked or partial datasets carry no split metadata: count.
     cardinality = int(ds.cardinality())
     if cardinality >= 0:
@@ -324,25 +372,44 @@ def _tfds_source(builder, split, *, seed, epoch=None):
     return ds
 
 
-def _from_builder(builder, name, image_size, augment, seed, size_hint) -> Dataset:
-    splits = list(builder.info.splits) or ["train", *EVAL_SPLITS]
-    eval_split = next((s for s in EVAL_SPLITS if s in splits), None)
-    if "train" not in splits or eval_split is None:
+def _missing_splits(splits, train_split: Optional[str], validation_split: Optional[str]) -> list:
+    """The splits training needs that ``splits`` lacks."""
+    missing = [n for n in split_names(train_split or "train") if n not in splits]
+    if validation_split:
+        missing += [n for n in split_names(validation_split) if n not in splits]
+    elif not any(s in splits for s in EVAL_SPLITS):
+        missing.append(" or ".join(EVAL_SPLITS))
+    return missing
+
+
+def _from_builder(builder, name, image_size, augment, seed, size_hint, train_split=None,
+                  validation_split=None) -> Dataset:
+    splits = [str(s) for s in builder.info.splits] or ["train", *EVAL_SPLITS]
+    missing = _missing_splits(splits, train_split, validation_split)
+    if missing:
         raise ValueError(
-            f"Dataset {name!r} has splits {splits}; training needs 'train' and one of {EVAL_SPLITS}."
+            f"Dataset {name!r} has splits {splits}; training needs {', '.join(repr(m) for m in missing)} "
+            f"(--train_split / --validation_split choose others)."
         )
+    train_split = train_split or "train"
+    eval_split = validation_split or next(s for s in EVAL_SPLITS if s in splits)
     if augment == "auto":
         augment = "imagenet" if size_hint >= 64 else "cifar"
     features = builder.info.features
     if "label" not in features or not hasattr(features["label"], "num_classes"):
         raise ValueError(f"Dataset {name!r} has no class label feature; it cannot train a classifier.")
-    train_source = lambda epoch: _tfds_source(builder, "train", seed=seed, epoch=epoch)  # noqa: E731
+    train_source = lambda epoch: _tfds_source(builder, train_split, seed=seed, epoch=epoch)  # noqa: E731
     eval_source = lambda: _tfds_source(builder, eval_split, seed=seed)  # noqa: E731
-    return Dataset(
-        name, int(features["label"].num_classes),
-        _split_size(builder, "train", train_source(0)), _split_size(builder, eval_split, eval_source()),
-        train_source, eval_source, augment, image_size, seed,
+    eval_examples = _split_size(builder, eval_split, eval_source())
+    if eval_examples < 1:
+        raise ValueError(f"The held-out split {eval_split!r} of {name!r} holds no examples; widen --validation_split.")
+    dataset = Dataset(
+        name, int(features["label"].num_classes), _split_size(builder, train_split, train_source(0)),
+        eval_examples, train_source, eval_source, augment, image_size, seed,
     )
+    logging.info("Dataset %s: %d training examples (%s), %d held out (%s).", name, dataset.train_examples,
+                 train_split, dataset.eval_examples, eval_split)
+    return dataset
 
 
 # Where tfds fetches prepared datasets first; reachable means "online".
@@ -365,12 +432,10 @@ def _online(timeout: float = 5.0) -> bool:
 def check_tfds_source(builder, name: str, data_dir: Optional[str]) -> None:
     """Fails in seconds, not after tfds' minutes of retries, when ``name`` is
     not prepared and cannot be downloaded: no network (datasets that need a
-    manual download are left to ``_prepare_tfds``' message)."""
+    manual download are checked by tfds_manual instead)."""
     if os.path.exists(os.path.join(str(builder.data_dir), "dataset_info.json")):
         return
-    # tfds.testing.mock_data replaces download_and_prepare: nothing to download.
-    mocked = getattr(type(builder).download_and_prepare, "__name__", "") != "download_and_prepare"
-    if mocked or builder.MANUAL_DOWNLOAD_INSTRUCTIONS or _online():
+    if _mocked(builder) or tfds_manual.is_manual(builder) or _online():
         return
     where = data_dir or str(builder._data_dir_root)
     raise ValueError(
@@ -393,12 +458,24 @@ def check_paths(name: str, data_dir: Optional[str]) -> None:
         )
 
 
-def load_tfds(name, *, data_dir, manual_dir, image_size, augment, seed) -> Dataset:
+def _quiet_tfds() -> None:
+    """tfds logs "Constructing tf.data.Dataset" for every pipeline built
+    (5–7 per run); _from_builder logs the splits once instead."""
+    import logging as python_logging
+
+    absl_logger = python_logging.getLogger("absl")
+    if not any(getattr(f, "ir2net_tfds", False) for f in absl_logger.filters):
+        quiet = python_logging.Filter()
+        quiet.filter = lambda record: "Constructing tf.data.Dataset" not in record.getMessage()
+        quiet.ir2net_tfds = True
+        absl_logger.addFilter(quiet)
+
+
+def _builder(name, data_dir):
     import tensorflow_datasets as tfds
 
-    check_paths(name, data_dir)
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
+        return tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # noqa: BLE001 — tfds raises its own not-found types
         # tfds's message lists every dataset it knows; keep only its suggestion.
         hint = next((line for line in str(error).splitlines() if line.startswith("Did you mean")), "")
@@ -407,9 +484,55 @@ def load_tfds(name, *, data_dir, manual_dir, image_size, augment, seed) -> Datas
             "cifar100, imagenet2012; all: tfds.list_builders()) or a folder of images with one "
             f"sub-folder per class. {hint}".strip()
         ) from error
-    check_tfds_source(builder, name, data_dir)
-    _prepare_tfds(builder, name, manual_dir)
-    return _from_builder(builder, name, image_size, augment, seed, image_size)
+
+
+def prepared_builder(name, *, data_dir, manual_dir, train_split=None, validation_split=None):
+    """The tfds builder of ``name``, prepared with every split training needs.
+
+    A manual-download dataset is prepared only when all its files are in
+    place; a prepared copy lacking a needed split (a file was missing when
+    it was prepared) is removed and prepared again once the files are there,
+    so the same command works after the user fixes the layout."""
+    check_paths(name, data_dir)
+    _quiet_tfds()
+    builder = _builder(name, data_dir)
+    if _mocked(builder):
+        return builder
+    manual = tfds_manual.is_manual(builder)
+    where = tfds_manual.manual_dir_of(builder, manual_dir)
+    splits = tfds_manual.prepared_splits(builder)
+    # Partial: without 'train' or any held-out split (the splits the user
+    # names are checked against the prepared ones later, by _from_builder).
+    if manual and splits is not None and _missing_splits(splits, None, None):
+        why = f"splits {splits} only: a file was missing when it was prepared"
+        tfds_manual.check_files(builder, name, where, partial=f"{builder.data_dir} ({why})")
+        tfds_manual.remove_prepared(builder, why)
+        builder, splits = _builder(name, data_dir), None
+    if splits is None:
+        check_tfds_source(builder, name, data_dir)
+        if manual:
+            tfds_manual.check_files(builder, name, where)
+            tfds_manual.warn_short_files(builder, where)
+        _prepare_tfds(builder, name, manual_dir)
+        splits = [str(s) for s in builder.info.splits]
+        missing = _missing_splits(splits, None, None)
+        if manual and missing:
+            # A builder whose files we do not know prepared what it found.
+            tfds_manual.remove_prepared(builder, f"no {', '.join(missing)} split")
+            raise ValueError(
+                f"Preparing {name!r} from {where} gave splits {splits}, without {', '.join(missing)}: a file "
+                "tfds reads is missing there. tfds' instructions: "
+                f"{' '.join(str(builder.MANUAL_DOWNLOAD_INSTRUCTIONS).split())}"
+            )
+    return builder
+
+
+def load_tfds(name, *, data_dir, manual_dir, image_size, augment, seed, train_split=None,
+              validation_split=None) -> Dataset:
+    check_splits(name, train_split, validation_split)
+    builder = prepared_builder(name, data_dir=data_dir, manual_dir=manual_dir, train_split=train_split,
+                               validation_split=validation_split)
+    return _from_builder(builder, name, image_size, augment, seed, image_size, train_split, validation_split)
 
 
 def _has_images(folder: str) -> bool:
@@ -556,15 +679,20 @@ def is_folder(name: str) -> bool:
     return os.sep in name or name.startswith(".") or os.path.isdir(name)
 
 
-def load(name: str, *, image_size: int, data_dir=None, manual_dir=None, augment="auto", seed=0) -> Dataset:
-    """The dataset ``name``: ``digits``, a folder path, or a tfds name."""
+def load(name: str, *, image_size: int, data_dir=None, manual_dir=None, augment="auto", seed=0, train_split=None,
+         validation_split=None) -> Dataset:
+    """The dataset ``name``: ``digits``, a folder path, or a tfds name;
+    ``train_split`` / ``validation_split``: tfds split specs (slices such as
+    ``train[:1%]``) instead of the whole train and held-out splits."""
     from ir2net_tf.flag_domains import at_least
 
     at_least(1).check(image_size, "image_size")
     if augment not in AUGMENTATIONS:
         raise ValueError(f"Unknown augmentation {augment!r}; choose one of {AUGMENTATIONS}.")
+    check_splits(name, train_split, validation_split)
     if name == "digits":
         return load_digits(image_size, augment, seed)
     if is_folder(name):
         return load_folder(name, image_size=image_size, augment=augment, seed=seed)
-    return load_tfds(name, data_dir=data_dir, manual_dir=manual_dir, image_size=image_size, augment=augment, seed=seed)
+    return load_tfds(name, data_dir=data_dir, manual_dir=manual_dir, image_size=image_size, augment=augment, seed=seed,
+                     train_split=train_split, validation_split=validation_split)

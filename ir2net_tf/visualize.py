@@ -116,30 +116,76 @@ def to_display(normalized: np.ndarray) -> np.ndarray:
     return np.clip(normalized * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN), 0.0, 1.0)
 
 
+# Colours an erased pixel may take: the one farthest from every pixel of the
+# image is used, so it is never mistaken for the input (digits are grey, a
+# photo rarely holds pure magenta and pure cyan and pure lime at once).
+ERASED_COLOURS = {
+    "magenta": (1.0, 0.0, 1.0), "cyan": (0.0, 1.0, 1.0), "lime": (0.0, 1.0, 0.0),
+    "red": (1.0, 0.0, 0.0), "blue": (0.0, 0.0, 1.0), "yellow": (1.0, 1.0, 0.0),
+}
+
+
+# An L1 distance (0–3 over RGB) from every pixel at which a colour cannot be
+# confused with the image: magenta, the first, for almost every image.
+DISTINCT = 0.6
+
+
+def erased_colour(image: np.ndarray):
+    """(name, RGB) for erased pixels of ``image`` (H, W, 3 on the 0–1 scale):
+    the first ``ERASED_COLOURS`` entry at least ``DISTINCT`` from every
+    pixel, else the farthest one."""
+    pixels = image.reshape(-1, 3)
+    distance = {name: float(np.min(np.abs(pixels - np.array(rgb)).sum(axis=1)))
+                for name, rgb in ERASED_COLOURS.items()}
+    name = next((n for n, d in distance.items() if d >= DISTINCT), max(distance, key=distance.get))
+    return name, np.array(ERASED_COLOURS[name])
+
+
+def _frame(ax) -> None:
+    """A thin frame and no ticks: each panel stands out from the page."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+        spine.set_color("0.3")
+        spine.set_linewidth(1.0)
+
+
 def restriction_grid(views: Dict[str, np.ndarray], index: int, title: Optional[str] = None) -> np.ndarray:
     """One image's input, attention, mask and restricted input (and, if
-    present, each stage's attention) as an RGB uint8 array."""
+    present, each stage's attention) as an RGB uint8 array. Erased pixels
+    are drawn in a colour the input does not have (``erased_colour``), in
+    the mask and in the restricted input."""
+    image = to_display(views["images"][index])
+    kept = views["mask"][index][..., None] > 0.5
+    colour_name, colour = erased_colour(image)
+    mask = np.where(kept, 1.0, colour)  # kept: white
+    restricted = np.where(kept, to_display(views["restricted"][index]), colour)
     panels = [
-        ("input", to_display(views["images"][index]), None),
+        ("input", image, None),
         ("attention (F)", views["attention"][index], "inferno"),
-        (f"mask: {views['kept'][index]:.1%} kept", views["mask"][index], "gray"),
-        ("restricted input", to_display(views["restricted"][index]), None),
+        (f"mask: {views['kept'][index]:.1%} kept\n(erased: {colour_name})", mask, None),
+        ("restricted input", restricted, None),
     ]
     stage_maps = views.get("stage_attention") or {}
     rows = 2 if stage_maps else 1
     cols = max(len(panels), len(stage_maps))
-    figure, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 3.0 * rows + (0.4 if title else 0)), squeeze=False,
+                                layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (label, image, cmap) in zip(axes[0], panels):
-        ax.imshow(image, cmap=cmap, vmin=0 if cmap == "gray" else None, vmax=1 if cmap == "gray" else None)
+    for ax, (label, picture, cmap) in zip(axes[0], panels):
+        ax.axis("on")
+        ax.imshow(picture, cmap=cmap, interpolation="nearest")
+        _frame(ax)
         ax.set_title(label, fontsize=9)
-    for ax, (name, image) in zip(axes[1] if rows > 1 else [], stage_maps.items()):
-        ax.imshow(image[index], cmap="inferno")
-        ax.set_title(name, fontsize=8)
+    for ax, (name, attention) in zip(axes[1] if rows > 1 else [], stage_maps.items()):
+        ax.axis("on")
+        ax.imshow(attention[index], cmap="inferno")
+        _frame(ax)
+        ax.set_title(f"attention: {name}" if len(name) < 24 else f"attention:\n{name}", fontsize=8)
     if title:
         figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
     figure.canvas.draw()
     rgb = np.array(figure.canvas.buffer_rgba())[..., :3]
     plt.close(figure)

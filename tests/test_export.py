@@ -80,7 +80,8 @@ def test_failed_verification_writes_no_tflite(tmp_path, capsys):
     assert not output.exists()
     report = json.loads((tmp_path / "vgg.json").read_text())
     assert not report["ok"] and report["tflite"] is None
-    assert "top-1 agreement on random inputs" in report["failure"] and "FAILED" in out
+    assert "top-1 agreement" in report["failure"] and "random inputs" in report["failure"] and "FAILED" in out
+    assert "--min-agreement" in report["failure"]
 
 
 def test_unknown_model(capsys):

@@ -21,6 +21,10 @@ def _parity_line(name: str, figures: Dict) -> str:
         f"max |diff| {figures['max_abs_diff']:.3g} (outputs up to {figures['max_abs_output']:.3g}), "
         f"{100 * figures['close_fraction']:.0f} % of inputs equal up to rounding"
     )
+    if figures.get("judged_agreement") is not None:
+        line += (f"; {100 * figures['judged_agreement']:.1f} % on the {figures['judged']} that are not near-ties, "
+                 f"{figures['near_ties']} near-tie(s) (top-1 margin ≤ {figures['near_tie_margin']:.3g}) not judged, "
+                 f"{figures['near_tie_disagreements']} of them disagreeing")
     if "keras_accuracy" in figures:
         line += (f", top-1 accuracy Keras {100 * figures['keras_accuracy']:.2f} % / "
                  f".tflite {100 * figures['lce_accuracy']:.2f} %")
@@ -31,13 +35,14 @@ def summary(report: Dict) -> str:
     """A few lines a human reads after the export."""
     census = report["census"]
     lines = [
-        f"{report['model']['name']} (variant {report['model'].get('variant')}) -> {report['tflite']}",
+        f"{report['model']['name']} (variant {report['model'].get('variant')}) -> "
+        + (report["tflite"] or "nothing written (verification failed, below)"),
         f"  {report['size_bytes']:,} bytes, target {report['target']}, "
         f"input {report['input_type']} / output {report['output_type']}, converted in {report['convert_seconds']:.1f} s",
         f"  ops: {census['total_ops']} — "
         + ", ".join(f"{op} {n}" for op, n in census["ops"].items()),
         f"  LceBconv2d {census['lce_bconv2d']} for {census['binary_convs_keras']} binary convolutions; "
-        f"float convolutions {census['float_conv_ops']} (Keras {census['float_convs_keras']}); "
+        f"float convolutions {census['float_conv_ops']} for {census['float_convs_keras']} in the Keras model; "
         + ", ".join(f"{op} {n}" for op, n in {**census["binarize_ops"], **census["int8_ops"]}.items()),
     ]
     lines += [f"  census problem: {p}" for p in census["problems"]]

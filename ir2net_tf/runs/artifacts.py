@@ -75,17 +75,25 @@ def plot_curves(metrics_path: str, out_path: str) -> None:
         return
     x = list(range(1, len(rows) + 1))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    # Markers: a one-epoch stage (every smoke test) is a single point, which
+    # a bare line does not draw.
     for key, label in (("loss", "train"), ("val_loss", "validation")):
-        left.plot(x, _floats(rows, key), label=label)
+        left.plot(x, _floats(rows, key), label=label, marker="o", markersize=4)
     for key, label in (("accuracy", "train"), ("val_accuracy", "validation")):
-        right.plot(x, _floats(rows, key), label=label)
+        right.plot(x, _floats(rows, key), label=label, marker="o", markersize=4)
     stages = [r["stage"] for r in rows]
     for i in range(1, len(stages)):
         if stages[i] != stages[i - 1]:
             for axis in (left, right):
                 axis.axvline(i + 0.5, color="grey", linestyle=":")
-    left.set(title="loss", xlabel="epoch")
-    right.set(title="top-1 accuracy", xlabel="epoch", ylim=(0, 1))
+    labels = [f"{r['stage']}.{r['epoch']}" if len(set(stages)) > 1 else r["epoch"] for r in rows]
+    step = max(1, len(rows) // 12)  # at most ~12 tick labels
+    for axis in (left, right):
+        axis.set_xticks(x[::step], labels[::step])
+        axis.set_xlim(0.5, len(rows) + 0.5)
+    xlabel = "stage.epoch" if len(set(stages)) > 1 else "epoch"
+    left.set(title="loss", xlabel=xlabel)
+    right.set(title="top-1 accuracy", xlabel=xlabel, ylim=(0, 1))
     left.legend()
     right.legend()
     fig.tight_layout()

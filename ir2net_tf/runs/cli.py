@@ -39,6 +39,10 @@ flags.DEFINE_string("manual_dir", None, "Where the manually downloaded files are
 domains.DEFINE_integer("image_size", None, "Input height and width.", SETTINGS["image_size"])
 domains.DEFINE_integer("epochs", None, "Epochs per stage.", SETTINGS["epochs"])
 domains.DEFINE_integer("batch_size", None, "Global batch size (split over the replicas).", SETTINGS["batch_size"])
+flags.DEFINE_string("train_split", None, "tensorflow-datasets split to train on, sliced for a smoke test: "
+                    "e.g. train[:1%] or train[:512] (default: train).")
+flags.DEFINE_string("validation_split", None, "tensorflow-datasets split to evaluate on, e.g. validation[:64] "
+                    "(default: validation, else test).")
 flags.DEFINE_enum("optimizer", None, ["sgd", "sgd_nesterov", "adam"], "Optimizer.")
 domains.DEFINE_float("learning_rate", None, "Peak learning rate (cosine decay to 0 over the stage).",
                      SETTINGS["learning_rate"])
@@ -97,6 +101,7 @@ TRAINING_FLAGS = (
     "learning_rate", "momentum", "weight_decay", "weight_decay_scope", "stage2_weight_decay",
     "restriction_lambda", "normalization", "teacher", "stage", "augment", "pad_values", "recovery", "seed",
     "weight_clip", "lr_schedule", "warmup_epochs", "warmup_learning_rate", "binarizer", "steps_per_epoch",
+    "train_split", "validation_split",
 )
 
 

@@ -10,7 +10,8 @@ from ir2net_tf.schedules import make_schedule
 from ir2net_tf.training import IR2Trainer, make_optimizer
 from ir2net_tf.weights import check as check_weights, load_weights
 from ir2net_tf.visualize import RestrictionGridLogger
-from ir2net_tf.runs import artifacts, callbacks, checkpoints, distribute, lock, model_dir as model_dirs, seeding, validation
+from ir2net_tf.runs import artifacts, banners, callbacks, checkpoints, distribute, lock, model_dir as model_dirs
+from ir2net_tf.runs import seeding, validation
 from ir2net_tf.runs.signals import StopSignals
 from ir2net_tf.runs.teacher import load_teacher
 
@@ -20,6 +21,7 @@ STAGES = validation.STAGES
 def check_settings(settings: dict) -> None:
     """Errors a user can fix, before any work or file (runs/validation.py)."""
     validation.check_settings(settings)
+    data.check_splits(settings["dataset"], settings.get("train_split"), settings.get("validation_split"))
 
 
 def build_student(settings, num_classes, *, binary_weights, weights=None):
@@ -37,6 +39,7 @@ def load_dataset(settings) -> data.Dataset:
     return data.load(
         settings["dataset"], image_size=settings["image_size"], data_dir=settings.get("data_dir"),
         manual_dir=settings.get("manual_dir"), augment=settings["augment"], seed=settings["seed"],
+        train_split=settings.get("train_split"), validation_split=settings.get("validation_split"),
     )
 
 
@@ -117,12 +120,20 @@ class Run:
             if stage in self.completed:
                 logging.info("Stage %s is already complete in %s; skipping it.", stage, self.model_dir)
             else:
+                self._banner(banners.stage_start(
+                    stage, self.settings, self.dataset.steps_per_epoch(self.settings["batch_size"]), of=len(stages),
+                    init=stage == "2" and self._stage1_weights() and os.path.basename(self._stage1_weights())))
                 self.train_stage(stage)
                 self.completed.append(stage)
+                self._banner(banners.stage_end(stage, artifacts.read_metrics(self.path(artifacts.METRICS))))
             self._finish_stage(stage)
         if self.chief:
             artifacts.plot_curves(self.path(artifacts.METRICS), self.path(artifacts.CURVES))
         return artifacts.read_metrics(self.path(artifacts.METRICS))
+
+    def _banner(self, line):
+        if self.chief:
+            print(line, flush=True)
 
     def _finish_stage(self, stage):
         """The final stage's weights become best/final.weights.h5."""
