@@ -235,6 +235,7 @@ def test_stage_1_rerun_reports_stage_1(tmp_path, capsys):
     (["--image_size=10"], "multiples of 4"),
     (["--model=IR2ResNet18"], "multiples of 32"),
     (["--init_weights=/no/such.weights.h5"], "--init_weights"),
+    (["--teacher=/no/such/teacher.keras"], "Unknown teacher '/no/such/teacher.keras'"),
     (["--stage=1", "--init_weights=x.weights.h5"], "--init_weights"),
     (["--weights=x.weights.h5"], "--weights"),
     (["--mode=evaluate", "--epochs=3"], "--epochs"),
@@ -425,6 +426,14 @@ def test_empty_pytorch_checkpoint_is_named(tmp_path, capsys):
     code, _, err = zoo_cli(capsys, "import-pytorch", str(path), "-o", str(tmp_path / "out.weights.h5"))
     assert code != 0 and str(path) in err
     assert sorted(os.listdir(tmp_path)) == ["empty.pth.tar"]
+
+
+def test_a_model_dir_that_is_a_file_is_named(tmp_path, capsys):
+    taken = tmp_path / "run"
+    taken.write_text("not a folder")
+    code, _, err = train_cli(capsys, *SMALL, f"--model_dir={taken}")
+    assert code == 1 and "--model_dir" in err and "is a file, not a folder" in err, err
+    assert taken.read_text() == "not a folder"
 
 
 def test_run_refuses_bad_settings_before_touching_the_directory(tmp_path):
