@@ -528,12 +528,12 @@ def test_nan_images_are_bad_input_and_keep_the_earlier_export(tmp_path, capsys):
 
 
 def test_ctrl_c_during_export_writes_nothing(tmp_path, capsys, monkeypatch):
-    from ir2net_tf import deploy
+    from ir2net_tf.export import cli
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(deploy, "convert", interrupted)  # a Ctrl-C in the slow part
+    monkeypatch.setattr(cli, "load_model", interrupted)  # Ctrl-C wherever export's work is
     code, _, err = export_cli(capsys, "--model", "IR2ResNet20", "--input-size", "16", "--evaluate", "digits",
                               "-o", str(tmp_path / "m.tflite"))
     assert code == 130 and err.strip() == "Interrupted (Ctrl-C); nothing was written." and os.listdir(tmp_path) == []
