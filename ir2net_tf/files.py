@@ -39,6 +39,8 @@ def atomic_save(path, save: Callable[[str], None], *, suffix: Optional[str] = No
     tmp = _written(path, save, suffix)
     try:
         os.replace(tmp, path)
+    except OSError as error:  # e.g. path is a directory
+        raise cannot_write(path, error) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -92,7 +94,10 @@ def atomic_write_together(files: Dict[str, bytes], remove: Iterable[str] = ()) -
             if os.path.exists(path):
                 os.remove(path)
         for path, tmp in written.items():
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError as error:
+                raise cannot_write(path, error) from None
     finally:
         for tmp in written.values():
             if os.path.exists(tmp):
@@ -135,12 +140,19 @@ def check_writable_dir(folder, *, option: str) -> str:
     """Creates ``folder`` if needed and fails early when nothing can be
     written in it; returns its absolute path."""
     folder = os.path.abspath(os.path.expanduser(os.fspath(folder)))
+    refuse_file(folder, option)
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
         raise OutputError(f"{option} {folder!r} is not writable ({error.strerror or error}); choose another.") from error
     _write_test(folder, option)
     return folder
+
+
+def refuse_file(folder, option: str) -> None:
+    """An OutputError when the folder ``folder`` is in fact a file."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise OutputError(f"{option} {os.fspath(folder)!r} is a file, not a folder; choose another {option}.")
 
 
 def _write_test(folder: str, option: str) -> None:

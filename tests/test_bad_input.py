@@ -235,6 +235,7 @@ def test_stage_1_rerun_reports_stage_1(tmp_path, capsys):
     (["--image_size=10"], "multiples of 4"),
     (["--model=IR2ResNet18"], "multiples of 32"),
     (["--init_weights=/no/such.weights.h5"], "--init_weights"),
+    (["--teacher=/no/such/teacher.keras"], "Unknown teacher '/no/such/teacher.keras'"),
     (["--stage=1", "--init_weights=x.weights.h5"], "--init_weights"),
     (["--weights=x.weights.h5"], "--weights"),
     (["--mode=evaluate", "--epochs=3"], "--epochs"),
@@ -427,6 +428,14 @@ def test_empty_pytorch_checkpoint_is_named(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["empty.pth.tar"]
 
 
+def test_a_model_dir_that_is_a_file_is_named(tmp_path, capsys):
+    taken = tmp_path / "run"
+    taken.write_text("not a folder")
+    code, _, err = train_cli(capsys, *SMALL, f"--model_dir={taken}")
+    assert code == 1 and "--model_dir" in err and "is a file, not a folder" in err, err
+    assert taken.read_text() == "not a folder"
+
+
 def test_run_refuses_bad_settings_before_touching_the_directory(tmp_path):
     """The library's Run checks the same ranges as the command line."""
     with pytest.raises(ValueError, match="--epochs must be an integer ≥ 1"):
@@ -519,12 +528,12 @@ def test_nan_images_are_bad_input_and_keep_the_earlier_export(tmp_path, capsys):
 
 
 def test_ctrl_c_during_export_writes_nothing(tmp_path, capsys, monkeypatch):
-    from ir2net_tf import deploy
+    from ir2net_tf.export import cli
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(deploy, "convert", interrupted)  # a Ctrl-C in the slow part
+    monkeypatch.setattr(cli, "load_model", interrupted)  # Ctrl-C wherever export's work is
     code, _, err = export_cli(capsys, "--model", "IR2ResNet20", "--input-size", "16", "--evaluate", "digits",
                               "-o", str(tmp_path / "m.tflite"))
     assert code == 130 and err.strip() == "Interrupted (Ctrl-C); nothing was written." and os.listdir(tmp_path) == []

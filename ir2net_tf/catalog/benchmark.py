@@ -25,7 +25,7 @@ from ir2net_tf import deploy, zoo
 from ir2net_tf.catalog import measured
 from ir2net_tf.complexity import complexity
 from ir2net_tf.evaluation import TFLITE_IDENTIFIER
-from ir2net_tf.files import OutputError, atomic_write, check_writable_dir
+from ir2net_tf.files import atomic_write, check_writable_dir, refuse_file
 from ir2net_tf.flag_domains import argparse_type, at_least
 
 BASELINE = "Bi-Real backbone"
@@ -259,8 +259,7 @@ def run(args) -> int:
     folders = [(option, folder) for option, folder in (("--output_dir", args.output_dir),
                                                         ("--cache_dir", args.cache_dir)) if folder]
     for option, folder in folders:  # all refused before any is created
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise OutputError(f"{option} {folder!r} is a file, not a folder; choose another {option}.")
+        refuse_file(folder, option)
     for option, folder in folders:
         check_writable_dir(folder, option=option)
     train = {e.name for e in chosen} if args.train == ["all"] else set(args.train)

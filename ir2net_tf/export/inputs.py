@@ -71,6 +71,9 @@ def check_array(path: str, images: np.ndarray, labels) -> None:
     if labels is not None and len(labels) != len(images):
         raise DeployError(f"--images {path!r} holds {len(images)} images but {len(labels)} labels (y); they "
                           "must pair up.")
+    if labels is not None and not _class_numbers(labels):
+        raise DeployError(f"--images {path!r}: its labels (y) must be class numbers, whole and ≥ 0; got "
+                          f"{labels.dtype} values {np.unique(labels)[:5]}.")
     if images.dtype.kind == "f" and not np.isfinite(images).all():
         bad = int(np.count_nonzero(~np.isfinite(images)))
         raise DeployError(f"--images {path!r} holds {bad} NaN or infinite values; give finite inputs.")
@@ -81,6 +84,14 @@ def check_array(path: str, images: np.ndarray, labels) -> None:
         )
     if images.dtype.kind not in "uf":
         raise DeployError(f"--images {path!r} holds {images.dtype} values; give uint8 pixels or float inputs.")
+
+
+def _class_numbers(labels: np.ndarray) -> bool:
+    if labels.dtype.kind in "iu":
+        return bool((labels >= 0).all())
+    if labels.dtype.kind == "f":
+        return bool(np.isfinite(labels).all() and (labels >= 0).all() and (labels == np.round(labels)).all())
+    return False
 
 
 def load_images(path: str, input_shape, limit: int = 1000) -> Tuple[np.ndarray, Optional[np.ndarray]]:

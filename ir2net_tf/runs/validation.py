@@ -82,6 +82,11 @@ def check_settings(settings: dict) -> None:
         if not (name in OPTIONAL and settings.get(name) is None):
             domain.check(settings.get(name), name)
     data.check_paths(settings["dataset"], settings.get("data_dir"))
+    teacher = settings.get("teacher")
+    if teacher and not os.path.exists(teacher):  # a missing path, or a name Keras Applications lacks
+        from ir2net_tf.runs.teacher import _application
+
+        _application(teacher)
     check_model(settings)
 
 
