@@ -18,12 +18,13 @@ non-trainable variable, set for the whole model by ``set_ede_temperature``
 (k = max(1/t, 1) follows from t) at every epoch's start. The variables are
 tracked by ``tf.train.Checkpoint`` (so a resumed training run continues the
 schedule) but, like Larq's own quantizer state, are not among the layer's
-weights. In a ``.weights.h5`` file only the activation quantizers (``EDESign``,
-present in both stages of the two-stage recipe) write their t, as the file's
-record that its convolutions were trained with IR-Net's binarizer; the kernel
-quantizer (``LibraPB``, stage 2 only) writes none and ignores one found in an
-older file. So stage 1's weights load into the stage-2 model, and weights of
-the other binarizer are refused (``ir2net_tf.weights``). See docs/irnet.md.
+weights. Weights files and ``.keras`` files hold every quantizer's t, but a
+file may lack the kernel quantizer's (``LibraPB``, which the stage-1 model of
+the two-stage recipe does not have): stage 1's weights load into the stage-2
+model, its kernel quantizers keeping the t the schedule gives them. The
+activation quantizers' t (``EDESign``, in both stages) are the file's record
+of IR-Net's binarizer: weights of the other binarizer are refused
+(``ir2net_tf.weights``). See docs/irnet.md.
 """
 
 import logging
@@ -143,14 +144,11 @@ class LibraPB(_EDEQuantizer):
         temperature: initial t, as for ``EDESign``.
     """
 
-    # t is written once per convolution, by its EDESign (see the module's
-    # docstring): a stage-1 file, whose model has no kernel quantizer, then
-    # holds every weight the stage-2 model reads.
-    def save_own_variables(self, store):
-        pass
-
     def load_own_variables(self, store):
-        pass  # an older file's t: the schedule sets t anyway
+        # A stage-1 file (its model has no kernel quantizer) holds no t for
+        # it: the schedule sets t anyway (see the module's docstring).
+        if len(store.keys()):
+            super().load_own_variables(store)
 
     def call(self, inputs):
         standardized = libra_pb_standardize(inputs)

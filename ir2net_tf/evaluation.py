@@ -75,10 +75,10 @@ def evaluate(
     if not at_least(1).contains(dataset.image_size):
         raise ValueError(f"The dataset is prepared at image_size {dataset.image_size!r}; give a size ≥ 1.")
     classes = int(model.output_shape[-1])
-    if dataset.num_classes > classes:
+    if dataset.num_classes != classes:  # fewer too: its labels would index other classes' outputs
         raise ValueError(
             f"{dataset.name} has {dataset.num_classes} classes; the model outputs {classes}. Evaluate the "
-            "model on the dataset it was trained for."
+            "model on the dataset it was trained for (or one with the same classes)."
         )
     if tuple(model.input_shape[1:3]) != (dataset.image_size, dataset.image_size):
         raise ValueError(f"The dataset is prepared at {dataset.image_size}px; the model takes {model.input_shape[1:3]}.")

@@ -74,17 +74,16 @@ def _layer_names(model: tf.keras.Model) -> Dict[str, str]:
     return names
 
 
-# IR-Net's kernel quantizer (Libra-PB) no longer writes its EDE temperature
-# (schedule state, binarization.py); files from before still hold it.
-_LEGACY_SCHEDULE_STATE = "/kernel_quantizer/vars/"
+# Schedule state a file may lack: the EDE temperature of IR-Net's kernel
+# quantizer, which a stage-1 model does not have (binarization.py).
+_OPTIONAL = "/kernel_quantizer/vars/"
 # Where a binarizer's own state lives: files and models that differ only
 # there were built with different binarizers.
 _QUANTIZER_GROUP = "_quantizer"
 
 
 def _weights_only(layout: Layout) -> Layout:
-    return {p: shape for p, shape in layout.items()
-            if p.split("/", 1)[0] not in TRAINING_STATE and _LEGACY_SCHEDULE_STATE not in p}
+    return {p: shape for p, shape in layout.items() if p.split("/", 1)[0] not in TRAINING_STATE}
 
 
 def _groups(paths) -> List[str]:
@@ -100,6 +99,7 @@ def compare(model: tf.keras.Model, path: str, file_layout: Layout) -> None:
     """Raises WeightsMismatch unless ``file_layout`` holds exactly the model's
     weights, with the model's shapes."""
     expected, file_layout = _weights_only(model_layout(model)), _weights_only(file_layout)
+    expected = {p: shape for p, shape in expected.items() if p in file_layout or _OPTIONAL not in p}
     if expected == file_layout:
         return
     layer_name = _layer_names(model)

@@ -175,11 +175,12 @@ def test_evaluate_on_mock_cifar10(digits_run, tmp_path, capsys):
     assert f"Keras top-1 {100 * keras_top1_by_hand:.2f} %" in out and ".tflite top-1" in out
 
 
-def test_evaluate_refuses_a_dataset_with_more_classes(digits_run):
+@pytest.mark.parametrize("classes", [100, 3])  # more, or fewer (a 3-class folder): its labels mean other classes
+def test_evaluate_refuses_a_dataset_with_other_classes(digits_run, classes):
     model = digits_model(digits_run)
     dataset = data.load("digits", image_size=16)
-    dataset.num_classes = 100
-    with pytest.raises(ValueError, match="100 classes; the model outputs 10"):
+    dataset.num_classes = classes
+    with pytest.raises(ValueError, match=f"{classes} classes; the model outputs 10"):
         evaluation.evaluate(model, dataset, progress=False)
 
 

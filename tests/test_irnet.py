@@ -247,3 +247,16 @@ def test_irnet_recipes_and_the_step_schedule():
     assert values == pytest.approx([0.2, 0.5, 0.8, 0.8, 0.08, 0.008, 0.0008, 0.0008])
     with pytest.raises(ValueError, match="warm-up"):
         make_schedule("cosine", 0.1, 100, warmup_steps=5)
+
+
+def test_weights_of_the_other_binarizer_are_refused_naming_binarizer(tmp_path, capsys):
+    """IR-Net weights exported with --binarizer bireal: refused, saying which --binarizer to pass."""
+    from ir2net_tf.export import cli as export_cli
+
+    path = str(tmp_path / "irnet.weights.h5")
+    zoo.IRNetResNet20(input_shape=(8, 8, 3), num_classes=10, classifier_activation=None).save_weights(path)
+    code = export_cli.main(["--model", "IRNetResNet20", "--weights", path, "--input-size", "8", "--num-classes",
+                            "10", "--binarizer", "bireal", "-o", str(tmp_path / "m.tflite")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--binarizer irnet" in err and "Nothing was loaded" in err, err
+    assert not list(tmp_path.glob("*.tflite"))

@@ -259,7 +259,6 @@ def evaluate(args, model, flatbuffer, run) -> dict:
             dataset = run.dataset(args.data_dir)
         else:
             dataset = data.load(args.evaluate, image_size=model.input_shape[1], data_dir=args.data_dir)
-        loading.check_classes(model, dataset)
         return evaluation.evaluate(model, dataset, flatbuffer=flatbuffer, batch_size=args.batch_size)
     except ValueError as error:
         raise DeployError(f"--evaluate {args.evaluate}: {error}") from error

@@ -89,18 +89,6 @@ class LoadedRun:
         )
 
 
-def check_classes(model, dataset: data.Dataset) -> None:
-    """Refuses a dataset whose class count is not the model's: its labels
-    would index other classes' outputs."""
-    classes = int(model.output_shape[-1])
-    if dataset.num_classes != classes:
-        raise ValueError(
-            f"The dataset {dataset.name!r} has {dataset.num_classes} classes and the model {classes}: its accuracy "
-            "would compare labels with other classes' outputs. Evaluate on a dataset with the model's classes "
-            "(the run's own, when no dataset is given)."
-        )
-
-
 def read_config(model_dir: str) -> dict:
     """The run's ``config.json``.
 

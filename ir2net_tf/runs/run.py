@@ -336,7 +336,6 @@ def evaluate(model_dir=None, *, model=None, weights=None, dataset=None, image_si
         ds = data.load(dataset, image_size=image_size or zoo.get_spec(model).input_size, data_dir=data_dir)
         keras_model = loading.build_model(model, weights=weights, input_size=ds.image_size, logits=True,
                                           num_classes=ds.num_classes, **options)
-    loading.check_classes(keras_model, ds)
     result = evaluation.evaluate(keras_model, ds, batch_size=batch_size or 64, progress=verbose > 0)
     return {"top1": result["keras"]["top1"], "top5": result["keras"]["top5"], "examples": result["examples"],
             "dataset": ds.name, "weights": weights}
