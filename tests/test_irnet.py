@@ -234,7 +234,8 @@ def test_irnet_recipes_and_the_step_schedule():
     demo = recipes.resolve(recipes.recipe_name(None, None, "IRNetResNet20"), {"model": "IRNetResNet20"})
     assert demo["recipe"] == "digits" and demo["restriction_lambda"] == 0.0 and demo["recovery"] is False
     assert recipes.resolve("digits", {"model": "IRNetResNet20", "restriction_lambda": 0.15})["restriction_lambda"] == 0.15
-    assert recipes.resolve("digits", {"model": "IR2ResNet20", "binarizer": "irnet"})["restriction_lambda"] == 0.15
+    assert (recipes.resolve("digits", {"model": "IR2ResNet20", "binarizer": "irnet"})["restriction_lambda"]
+            == recipes.DIGITS_LAMBDA)
     assert recipes.recipe_name(None, "imagenet2012", "IRNetResNet18") == "irnet_imagenet"
     assert recipes.recipe_name(None, "imagenet2012", "IR2ResNet18") == "imagenet"
     assert recipes.recipe_name(None, "cifar10", "IRNetVGGSmall") == "irnet_cifar10"
