@@ -69,3 +69,15 @@ def kill_mid_epoch_and_resume(args, ckpt_dir, on_kill=None):
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
     return killed_at, err
+
+
+def train_in_process(*flags):
+    """``python -m train *flags`` in this process (no TensorFlow start-up)."""
+    from ir2net_tf.runs import cli as train_cli
+
+    argv = ["train", *flags]
+    try:
+        train_cli.FLAGS(argv)
+        train_cli.main(argv[:1])
+    finally:
+        train_cli.FLAGS.unparse_flags()
