@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
-from ir2net_tf.layers import AdaptiveAvgPool2D, ChannelSlice, activation, batch_norm
+from ir2net_tf.layers import PACKAGE, AdaptiveAvgPool2D, ChannelSlice, activation, batch_norm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,10 +44,17 @@ class FusionHead:
         return f"CIRec r={self.ratio}, {groups}"
 
     def groups_for(self, primary_channels: int) -> int:
+        """The cheap convolution's groups for m = ``primary_channels``.
+
+        ``"m//16"`` (variant C) is m // 16 for the paper's m = 128 (8 groups);
+        for another width it is the largest divisor of m not above m // 16, so
+        that the groups divide m and the 3m cheap channels (m = 200, a
+        BinaryDenseNet45's 800-wide F: 10 groups, not 12)."""
         if self.cheap_groups in (None, "depthwise"):
             return primary_channels
         if self.cheap_groups == "m//16":
-            return max(1, primary_channels // 16)
+            bound = max(1, primary_channels // 16)
+            return max(g for g in range(1, bound + 1) if primary_channels % g == 0)
         return int(self.cheap_groups)
 
 
@@ -145,6 +152,47 @@ def fusion_head(x, out_channels: int, head: Union[str, FusionHead], act: str, na
     return cirec(x, out_channels, ratio=head.ratio, cheap_groups=groups, act=act, name=name)
 
 
+@tf.keras.utils.register_keras_serializable(package=PACKAGE)
+class PoolToMatch(tf.keras.layers.Layer):
+    """Average-pools a tap to the height and width of F: ``[tap, F] → tap'``.
+
+    For the maps ``AdaptiveAvgPool2D`` cannot take: a dynamic size (a model
+    built with ``input_shape=(None, None, C)``: the window is found when the
+    model runs), or a tap whose size is not a whole multiple of F's (AlexNet-
+    style networks, 55 → 6): the window is k = ⌊H / h⌋, the bottom and right
+    H − k·h rows and columns are dropped, then k×k/k pooling.
+    """
+
+    def call(self, inputs):
+        tap, final = inputs
+        size = tf.shape(final)[1:3]
+        factor = tf.shape(tap)[1:3] // size
+        tf.debugging.assert_positive(
+            factor, message=f"{self.name}: a tap is smaller than the final feature map F")
+        kept = tap[:, : factor[0] * size[0], : factor[1] * size[1], :]
+        batch, channels = tf.shape(tap)[0], tf.shape(tap)[3]
+        blocks = tf.reshape(kept, [batch, size[0], factor[0], size[1], factor[1], channels])
+        return tf.reduce_mean(blocks, axis=[2, 4])
+
+    def compute_output_shape(self, input_shape):
+        tap, final = input_shape
+        return tf.TensorShape([tap[0], final[1], final[2], tap[3]])
+
+
+def _pool_to(tap, final, name):
+    """``tap`` pooled to ``final``'s size: AdaptiveAvgPool2D where the sizes are
+    static and divide evenly (the paper's models: what they export as), else
+    ``PoolToMatch``."""
+    size, tap_size = final.shape[1], tap.shape[1]
+    static = None not in (size, final.shape[2], tap_size, tap.shape[2]) and final.shape[2] == size
+    if static and tap_size % size == 0 and tap.shape[2] == tap_size:
+        return AdaptiveAvgPool2D(size, name=name)(tap)
+    if static and tap_size < size:
+        raise ValueError(f"{name}: the tap ({tap.shape[1:3]}) is smaller than the final feature map "
+                         f"({final.shape[1:3]}); tap earlier layers.")
+    return PoolToMatch(name=name)([tap, final])
+
+
 def recover(
     taps: Sequence[tf.Tensor],
     final,
@@ -156,6 +204,12 @@ def recover(
 ):
     """Pools ``taps`` to the size of ``final``, concatenates them with it and fuses.
 
+    The sizing rule (docs/architectures.md, "Recovery heads on other
+    backbones"): the head fuses the concatenation (Σ tap widths + F's width)
+    to ``out_channels``, by default F's width, so the classifier sees as many
+    channels as the bare backbone's; A–D keep their definitions at that
+    width (IR2ResNet18: 1024 → 512; CIRec's m = ⌈C_out / r⌉).
+
     Args:
         taps: the shallow feature maps, in order (f0, f1, …).
         final: the final backbone feature map F.
@@ -163,13 +217,6 @@ def recover(
         head: the fusion head (variant letter or ``FusionHead``).
         act: ``"prelu"`` or ``"hardtanh"``.
     """
-    size = final.shape[1]
-    if size is None or final.shape[2] != size:
-        raise ValueError(
-            f"The final feature map must be square with a static size; got {final.shape}."
-        )
-    pooled = [
-        AdaptiveAvgPool2D(size, name=f"{name}_pool_f{i}")(tap) for i, tap in enumerate(taps)
-    ]
+    pooled = [_pool_to(tap, final, f"{name}_pool_f{i}") for i, tap in enumerate(taps)]
     x = tf.keras.layers.Concatenate(name=f"{name}_concat")([*pooled, final])
     return fusion_head(x, out_channels or final.shape[-1], head, act, name=f"{name}_fusion")

@@ -6,19 +6,25 @@ Every builder is keyword-only and follows larq-zoo's conventions
 ``pad_values``, ``classifier_activation``, ``weight_clip`` (Larq's latent
 weight clipping; off by default, as in the reference) and ``padding``
 ("pytorch": PyTorch's symmetric padding, as the authors' code and weights
-imported by ``python -m zoo import-pytorch``). ``MODELS`` maps each name to
+imported by ``python -m zoo import-pytorch``). ``IR2QuickNet``, ``IR2BiRealNet``
+and the rest of ``LARQ_ZOO_MODELS`` put the recovery head on larq-zoo's
+networks (``weights="imagenet"``: larq-zoo's ImageNet weights). ``MODELS`` maps each name to
 its ``ModelSpec``, the one description of the model that every tool reads
 (``ir2net_tf.models.spec``).
 """
 
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from ir2net_tf.models import cifar, irnet, resnet_imagenet  # noqa: F401  (registers the models)
+from ir2net_tf.models import cifar, irnet, larq_zoo_backbones, resnet_imagenet  # noqa: F401  (registers the models)
 from ir2net_tf.models.any_backbone import add_recovery_head
 from ir2net_tf.models.cifar import IR2ResNet18CIFAR, IR2ResNet20, IR2VGGSmall
 from ir2net_tf.models.common import FEATURES_LAYER, with_feature_map
 from ir2net_tf.models.irnet import IRNetResNet18, IRNetResNet18CIFAR, IRNetResNet20, IRNetResNet34, IRNetVGGSmall
 from ir2net_tf.models.resnet_imagenet import IR2ResNet18, IR2ResNet34
 from ir2net_tf.models.spec import BUILDERS, MODELS, ModelSpec, Variant, build, get_spec, model_variants
+
+# IR² on every larq-zoo network: IR2QuickNet, IR2BiRealNet, … (docs/architectures.md).
+LARQ_ZOO_MODELS = larq_zoo_backbones.BUILDER_NAMES
+globals().update({name: BUILDERS[name] for name in LARQ_ZOO_MODELS})
 
 # The IR-Net models the paper compares against (docs/irnet.md).
 IRNET_MODELS = tuple(name for name, spec in MODELS.items() if spec.method == "irnet")
@@ -35,6 +41,8 @@ __all__ = [
     "IRNetResNet18",
     "IRNetResNet34",
     "IRNET_MODELS",
+    "LARQ_ZOO_MODELS",
+    *LARQ_ZOO_MODELS,
     "BUILDERS",
     "MODELS",
     "ModelSpec",

@@ -11,7 +11,7 @@ from ir2net_tf.catalog import benchmark
 from ir2net_tf.catalog.cli import main as zoo_main
 from ir2net_tf.export.cli import main as export_main
 from ir2net_tf.recovery import FusionHead
-from ir2net_tf.runs import cli as train_cli
+from tests_support import train_in_process
 
 HEAD = FusionHead("compact", ratio=8, cheap_groups="depthwise")
 
@@ -40,13 +40,8 @@ def test_a_variant_added_at_run_time_is_everywhere(variant_e, tmp_path, capsys):
 
     # python -m train: one short epoch of the digits demo with --variant e.
     model_dir = tmp_path / "run"
-    argv = ["train", "--variant=e", f"--model_dir={model_dir}", "--epochs=1", "--image_size=8",
-            "--batch_size=64", "--verbose=0", "--restriction_lambda=0"]
-    try:
-        train_cli.FLAGS(argv)
-        train_cli.main(argv[:1])
-    finally:
-        train_cli.FLAGS.unparse_flags()
+    train_in_process("--variant=e", f"--model_dir={model_dir}", "--epochs=1", "--image_size=8", "--batch_size=64",
+                     "--verbose=0", "--restriction_lambda=0")
     config = json.loads((model_dir / "config.json").read_text())
     assert config["variant"] == "E" and config["stages_completed"] == ["2"]
 

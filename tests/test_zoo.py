@@ -117,6 +117,50 @@ def test_bare_backbone_is_bireal_net():
     assert trainable_count(bare) == trainable_count(BiRealNet(weights=None)) + 64 + 3_840
 
 
+@pytest.mark.parametrize("name, width", [("IR2ResNet18", 512), ("IRNetResNet18", 512), ("IR2ResNet20", 64),
+                                         ("IRNetResNet20", 64), ("IR2ResNet18CIFAR", 512), ("IR2VGGSmall", 512),
+                                         ("IRNetVGGSmall", 512)])
+def test_include_top_false_is_a_fully_convolutional_feature_extractor(name, width):
+    """As keras.applications and larq-zoo: (None, None, 3) by default, any
+    channel count without weights; a dynamic size runs at any multiple of
+    the stride."""
+    assert zoo.build(name, include_top=False).output_shape == (None, None, None, width)
+    model = zoo.build(name, include_top=False, input_shape=(None, None, 1))
+    assert model.output_shape == (None, None, None, width)
+    assert zoo.build(name, include_top=False, input_shape=(None, None, 4)).output_shape == (None, None, None, width)
+    stride = zoo.get_spec(name).stride
+    assert model(np.zeros((1, 3 * stride, 2 * stride, 1), np.float32)).shape == (1, 3, 2, width)
+
+
+def test_a_dynamic_size_computes_what_the_fixed_size_model_does():
+    """The taps pooled when the model runs (PoolToMatch) give the fixed-size
+    model's numbers (AdaptiveAvgPool2D): same weights, same outputs."""
+    tf.keras.utils.set_random_seed(0)
+    fixed = zoo.IR2ResNet20(include_top=False, input_shape=(16, 16, 3), variant="B")
+    dynamic = zoo.IR2ResNet20(include_top=False, input_shape=(None, None, 3), variant="B")
+    assert any(type(l).__name__ == "PoolToMatch" for l in dynamic.layers)
+    dynamic.set_weights(fixed.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(dynamic(x).numpy(), fixed(x).numpy(), rtol=1e-5, atol=1e-5)
+    with_top = zoo.IR2ResNet20(input_shape=(None, None, 3))
+    assert with_top.output_shape == (None, 10)
+
+
+def test_c_head_groups_divide_any_width():
+    head = zoo.get_spec("IR2ResNet18").variants["C"].head
+    assert head.groups_for(128) == 8  # the paper's 512-wide F: m // 16
+    assert head.groups_for(200) == 10  # an 800-wide F: 200 // 16 = 12 does not divide 200
+    assert head.groups_for(3) == 1
+
+
+def test_with_feature_map_twice_and_a_second_recovery_head_are_refused_or_harmless():
+    model = zoo.IR2ResNet20(input_shape=(8, 8, 3))
+    once = zoo.with_feature_map(model)
+    assert zoo.with_feature_map(once) is once and len(once.outputs) == 2
+    with pytest.raises(ValueError, match="already has a recovery head"):
+        zoo.add_recovery_head(model)
+
+
 def test_include_top_false_returns_fused_map():
     model = zoo.IR2ResNet18(include_top=False, input_shape=(64, 64, 3))
     assert model.output_shape == (None, 2, 2, 512)
@@ -129,7 +173,14 @@ def test_include_top_false_returns_fused_map():
         ("IR2ResNet18", {"variant": "E"}, r"Unknown variant 'E' for IR2ResNet18; choose one of \['A', 'B', 'C', 'D'\]"),
         ("IR2ResNet20", {"variant": "Z"}, r"choose one of \['paper', 'A', 'B', 'C', 'D'\] \(default 'paper'\)"),
         ("IR2ResNet20", {"padding": "torch"}, r"IR2ResNet20 supports padding 'same' or 'pytorch'; got 'torch'"),
-        ("IR2ResNet18", {"input_shape": (224, 224, 1)}, "takes \\(height, width, 3\\) RGB images"),
+        ("IR2ResNet18", {"input_shape": (224.0, 224, 3)}, r"input_shape must hold positive integers .* got 224.0"),
+        ("IR2ResNet18", {"input_shape": (64, 64)}, r"input_shape must be \(height, width, channels\)"),
+        ("IR2ResNet18", {"input_shape": (64, 64, None)}, "input_shape needs a channel count"),
+        ("IR2ResNet20", {"num_classes": True}, "num_classes must be a positive integer; got True"),
+        ("IR2ResNet20", {"num_classes": 10.0}, "num_classes must be a positive integer; got 10.0"),
+        ("IR2ResNet20", {"include_top": 1}, "include_top must be True or False; got 1"),
+        ("IR2ResNet20", {"binary_weights": "no"}, r"binary_weights must be one of \(True, False\)"),
+        ("IR2ResNet20", {"pad_values": True}, r"pad_values must be one of \(0.0, 1.0\); got True"),
         ("IR2ResNet18", {"input_shape": (16, 16, 3)}, "multiples of 32"),
         ("IR2ResNet18", {"input_shape": (200, 200, 3)}, "multiples of 32"),
         ("IR2ResNet20", {"input_shape": (30, 30, 3)}, "multiples of 4"),

@@ -88,3 +88,15 @@ def check_metrics_match_evaluate(model_dir, stage):
     assert abs(float(mine[-1]["val_accuracy"]) - result["top1"]) <= one_example, (mine[-1], result)
     if mine[-1].get("val_top5"):
         assert abs(float(mine[-1]["val_top5"]) - result["top5"]) <= one_example, (mine[-1], result)
+
+
+def train_in_process(*flags):
+    """``python -m train *flags`` in this process (no TensorFlow start-up)."""
+    from ir2net_tf.runs import cli as train_cli
+
+    argv = ["train", *flags]
+    try:
+        train_cli.FLAGS(argv)
+        train_cli.main(argv[:1])
+    finally:
+        train_cli.FLAGS.unparse_flags()

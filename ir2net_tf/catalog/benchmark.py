@@ -27,6 +27,7 @@ from ir2net_tf.complexity import complexity
 from ir2net_tf.evaluation import TFLITE_IDENTIFIER
 from ir2net_tf.files import atomic_write, check_writable_dir, refuse_file
 from ir2net_tf.flag_domains import argparse_type, at_least
+from ir2net_tf.models import larq_zoo_backbones
 
 BASELINE = "Bi-Real backbone"
 
@@ -52,6 +53,14 @@ def _is_imagenet(spec) -> bool:
     return spec.dataset.startswith("imagenet")
 
 
+def _larq_zoo(network):
+    """Builds larq-zoo's own ``network`` (with its classifier) at a size."""
+    import importlib
+
+    build = getattr(importlib.import_module(f"larq_zoo.{network.module}"), network.name)
+    return lambda size: build(input_shape=(size, size, 3), weights=None)
+
+
 def entries() -> List[Entry]:
     """Every variant of every zoo model (from ``zoo.MODELS``), then the
     anchors: the bare backbone, larq-zoo's Bi-Real Net and QuickNet, a float
@@ -69,10 +78,10 @@ def entries() -> List[Entry]:
             ))
     result += [
         Entry(BASELINE, _zoo("IR2ResNet18", recovery=False), source="(ours, no recovery head)"),
-        Entry("larq-zoo BiRealNet", lambda s: larq_zoo.literature.BiRealNet(input_shape=(s, s, 3), weights=None),
-              57.47, "larq-zoo"),
-        Entry("larq-zoo QuickNet", lambda s: larq_zoo.sota.QuickNet(input_shape=(s, s, 3), weights=None),
-              63.3, "larq-zoo"),
+        # Each larq-zoo network as larq-zoo builds it (its own classifier): the
+        # original its IR² variants (IR2<name>-A…D above) are compared with.
+        *(Entry(f"larq-zoo {name}", _larq_zoo(spec.backbone.network), spec.baseline.paper_top1, "larq-zoo")
+          for name, spec in larq_zoo_backbones.SPECS.items()),
         Entry("float ResNet-18", lambda s: deploy.float_twin(_zoo("IR2ResNet18", recovery=False)(s)),
               source="(same topology, float32)", float_model=True),
         Entry("IR2ResNet18-A pad 1", _zoo("IR2ResNet18", variant="A", pad_values=1.0),

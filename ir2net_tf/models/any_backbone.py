@@ -107,6 +107,11 @@ def add_recovery_head(
     ir2 = add_recovery_head(bireal, head="B")  # taps found automatically
     ```
     """
+    if any(layer.name.startswith("recovery_") for layer in model.layers):
+        raise ValueError(
+            f"Model {model.name!r} already has a recovery head (its 'recovery_*' layers); add the head to the "
+            "bare backbone (e.g. a zoo model built with recovery=False) instead."
+        )
     final_layer = final_layer or last_feature_map_layer(model)
     if tap_layers == "auto":
         tap_layers = auto_tap_layers(model, final_layer)

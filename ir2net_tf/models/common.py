@@ -3,7 +3,6 @@ and classifier on top of a backbone, weight loading, and access to F. The
 facts of each model come from its ``ModelSpec`` (``ir2net_tf.models.spec``)."""
 
 import dataclasses
-import os
 from typing import Optional, Sequence, Union
 
 import tensorflow as tf
@@ -16,47 +15,12 @@ from ir2net_tf.recovery import FusionHead, recover
 FEATURES_LAYER = "final_features"
 
 
-def check_arguments(
-    *, weights, include_top: bool, num_classes: Optional[int], default_classes: int
-) -> int:
-    """Validates the larq-zoo style arguments and returns the class count."""
-    if weights is not None and not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(
-            f"weights must be None (random initialization) or the path to a weights "
-            f"file; got {weights!r}."
-        )
-    if weights is not None and not os.path.exists(weights):
-        hint = (
-            " There are no downloadable pretrained weights: train with "
-            "`python -m train` and pass the saved weights' path."
-            if str(weights) == "imagenet"
-            else ""
-        )
-        raise ValueError(f"weights file {str(weights)!r} does not exist.{hint}")
-    if not include_top:
-        if num_classes is not None:
-            raise ValueError(
-                "num_classes is only used with include_top=True; drop it or set "
-                "include_top=True."
-            )
-        return default_classes
-    if num_classes is None:
-        return default_classes
-    if int(num_classes) < 1:
-        raise ValueError(f"num_classes must be a positive integer; got {num_classes}.")
-    return int(num_classes)
-
-
-def model_input(
-    input_shape: Optional[Sequence[int]],
-    input_tensor,
-    *,
-    default_size: int,
-    multiple: int,
-    model_name: str,
-):
-    """The input layer, checked: 3 channels, a static size that is a multiple of
-    ``multiple`` (the model's total stride, so that every tap pools evenly)."""
+def model_input(input_shape: Optional[Sequence[Optional[int]]], input_tensor, *, default_size: int,
+                include_top: bool):
+    """The input layer. ``input_shape`` was checked by the model's
+    ``ModelSpec.check_arguments``; None gives ``(default_size, default_size,
+    3)``, or ``(None, None, 3)`` without the classifier (a fully
+    convolutional feature extractor, as keras.applications)."""
     if input_tensor is not None:
         shape = tuple(input_tensor.shape[1:])
         if input_shape is not None and tuple(input_shape) != shape:
@@ -64,22 +28,10 @@ def model_input(
                 f"input_shape {tuple(input_shape)} disagrees with input_tensor's "
                 f"shape {shape}; pass one of them."
             )
+    elif input_shape is not None:
+        shape = tuple(input_shape)
     else:
-        shape = tuple(input_shape) if input_shape is not None else (default_size, default_size, 3)
-    example = f"e.g. input_shape=({default_size}, {default_size}, 3)"
-    if len(shape) != 3 or shape[-1] != 3:
-        raise ValueError(
-            f"{model_name} takes (height, width, 3) RGB images; got input shape {shape} "
-            f"({example})."
-        )
-    height, width = shape[:2]
-    for size in (height, width):
-        if size is None or size < multiple or size % multiple:
-            raise ValueError(
-                f"{model_name} needs a fixed height and width that are multiples of "
-                f"{multiple}, the size its recovery taps pool by; got {shape[:2]} "
-                f"({example})."
-            )
+        shape = (default_size, default_size, 3) if include_top else (None, None, 3)
     if input_tensor is None:
         return tf.keras.layers.Input(shape=shape, name="image")
     if not tf.keras.backend.is_keras_tensor(input_tensor):
@@ -164,26 +116,25 @@ def build_zoo_model(
     backbone with the binary-convolution options ``conv_args``
     (``CONV_OPTIONS``), add the recovery head and classifier, load weights.
     """
+    spec.check_arguments(dict(input_shape=input_shape, weights=weights, include_top=include_top,
+                              num_classes=num_classes, recovery=recovery,
+                              classifier_activation=classifier_activation, **conv_args))
     head = resolve_variant(spec, variant)
     if recovery and head is None:
         raise ValueError(
             f"{spec.name} has no recovery head (recovery=False); for its binarization with information "
             "recovery, build an IR² model with binarizer='irnet' (e.g. IR2ResNet20(binarizer='irnet'))."
         )
-    padding = conv_args.get("padding", "same")
-    if padding not in spec.paddings:
-        raise ValueError(
-            f"{spec.name} supports padding {' or '.join(map(repr, spec.paddings))}; got {padding!r}."
-        )
-    top = Top(
-        include_top,
-        check_arguments(weights=weights, include_top=include_top, num_classes=num_classes,
-                        default_classes=spec.num_classes),
-        classifier_activation,
-    )
-    inputs = model_input(input_shape, input_tensor, default_size=spec.input_size, multiple=spec.stride,
-                         model_name=spec.name)
-    taps = spec.backbone(inputs, conv_args)
+    top = Top(include_top, spec.num_classes if num_classes is None else int(num_classes), classifier_activation)
+    inputs = model_input(input_shape, input_tensor, default_size=spec.input_size, include_top=include_top)
+    if input_tensor is not None:  # its shape was not seen by check_arguments
+        spec.check_arguments(dict(input_shape=tuple(inputs.shape[1:]), weights=weights, include_top=include_top,
+                                  recovery=recovery))
+    pretrained = weights is not None and str(weights) == "imagenet" and spec.pretrained
+    if pretrained:  # the backbone's own weights (larq-zoo's download and cache)
+        taps = spec.backbone(inputs, conv_args, weights="imagenet")
+    else:
+        taps = spec.backbone(inputs, conv_args)
     final = taps.pop()
     with_head, bare = spec.keras_names
     suffix = f"_{spec.parse_variant(variant).lower()}" if isinstance(variant, str) and spec.has_recovery else ""
@@ -191,7 +142,7 @@ def build_zoo_model(
         inputs, taps, final, name=with_head + suffix if recovery else bare, head=head if recovery else None,
         act=spec.activation, top=top, flatten=spec.flatten, final_batch_norm=spec.final_batch_norm,
     )
-    if weights is not None:
+    if weights is not None and not pretrained:
         load_weights(model, weights)
     return model
 
@@ -216,6 +167,11 @@ def with_feature_map(model: tf.keras.Model) -> tf.keras.Model:
             f"Model {model.name!r} has no layer named {FEATURES_LAYER!r}; build it "
             "with ir2net_tf.zoo, or add a recovery head with ir2net_tf.zoo.add_recovery_head."
         ) from error
+    if isinstance(model.output, (list, tuple)):
+        if len(model.outputs) == 2 and model.outputs[1] is features:
+            return model  # already [output, F]: applying it twice changes nothing
+        raise ValueError(f"Model {model.name!r} has {len(model.outputs)} outputs; with_feature_map takes a "
+                         "model with one output (the logits or probabilities).")
     return tf.keras.Model(model.inputs, [model.output, features], name=f"{model.name}_with_features")
 
 

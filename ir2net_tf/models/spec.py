@@ -17,8 +17,11 @@ commands' choices and the PyTorch import all read it, so a variant added to
 """
 
 import dataclasses
-from typing import Callable, Dict, List, Optional, Tuple
+import numbers
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ir2net_tf.layers import BINARIZERS, PAD_VALUES
 from ir2net_tf.recovery import FusionHead
 
 # What a user may write for "the model's default head" (the paper's head of a
@@ -76,6 +79,19 @@ class ModelSpec:
         references: (title, URL) pairs for the docstring.
         method: ``"ir2net"`` or ``"irnet"`` (the IR-Net models the paper
             compares against: no recovery head, no information restriction).
+        conv_options: the values each binary-convolution option
+            (``CONV_OPTIONS``) may take, where the model restricts them beyond
+            the project's own domains (a larq-zoo network keeps larq-zoo's
+            quantizers and padding: one value each).
+        pretrained: who serves ``weights="imagenet"`` (``"larq-zoo"``), or
+            None: our models have no downloadable weights.
+        min_size: the smallest input height/width (the final map larger
+            than 1×1); default ``stride``.
+        training_defaults: training flags this model sets when the command
+            line does not (``ir2net_tf.runs.recipes.resolve``).
+        taps_doc: which layers the recovery head taps, for the docs.
+        baseline: what is reported for the bare backbone (``recovery=False``),
+            e.g. larq-zoo's accuracy of its original network.
     """
 
     name: str
@@ -101,6 +117,26 @@ class ModelSpec:
          "https://arxiv.org/abs/2210.02637"),
     )
     method: str = "ir2net"
+    conv_options: Dict[str, Tuple] = dataclasses.field(default_factory=dict)
+    pretrained: Optional[str] = None
+    min_size: Optional[int] = None
+    training_defaults: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    taps_doc: Optional[str] = None
+    baseline: Optional[Variant] = None
+
+    def option_values(self, option: str) -> Tuple:
+        """The values binary-convolution option ``option`` may take."""
+        if option in self.conv_options:
+            return self.conv_options[option]
+        return {"binary_weights": (True, False), "pad_values": PAD_VALUES, "padding": self.paddings,
+                "weight_clip": (False, True), "binarizer": BINARIZERS}[option]
+
+    def check_arguments(self, arguments: dict) -> None:
+        """Validates a builder's arguments, types as well as values: the one
+        place that knows what this model accepts (``build_zoo_model`` calls
+        it before building anything). Raises a ValueError naming the
+        argument and what it takes."""
+        check_builder_arguments(self, arguments)
 
     @property
     def has_recovery(self) -> bool:
@@ -130,6 +166,95 @@ class ModelSpec:
 
     def variant_names(self) -> List[str]:
         return [name for name in self.variants if name is not None]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"  # numpy's bool too
+
+
+def _check_input_shape(spec: ModelSpec, input_shape, include_top: bool, recovery: bool, weights) -> None:
+    if input_shape is None:
+        return
+    example = f"e.g. input_shape=({spec.input_size}, {spec.input_size}, 3)"
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__len__") or len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels); got {input_shape!r} ({example}).")
+    *sizes, channels = tuple(input_shape)
+    for value in (*sizes, channels):
+        if value is not None and (not _is_int(value) or value < 1):
+            raise ValueError(
+                f"input_shape must hold positive integers (None for a dynamic height or width); got "
+                f"{value!r} in {tuple(input_shape)!r} ({example})."
+            )
+    if channels is None:
+        raise ValueError(f"input_shape needs a channel count; got {tuple(input_shape)!r} ({example}).")
+    if weights == "imagenet" and channels != 3:
+        raise ValueError(f"weights='imagenet' takes (height, width, 3) RGB images; got input_shape "
+                         f"{tuple(input_shape)!r}. Other channel counts need weights=None.")
+    if None in sizes:
+        if include_top and spec.flatten:
+            raise ValueError(
+                f"{spec.name}'s classifier flattens the final map, so it needs a fixed height and width "
+                f"({example}); include_top=False takes any size."
+            )
+        return
+    smallest = spec.min_size or spec.stride
+    for size in sizes:
+        if recovery and (size < smallest or size % spec.stride):
+            raise ValueError(
+                f"{spec.name} needs a height and width that are multiples of {spec.stride} (at least "
+                f"{smallest}), so that its recovery taps pool evenly; got {tuple(sizes)} ({example})."
+            )
+        if size < smallest:
+            raise ValueError(f"{spec.name} needs a height and width of at least {smallest}; got "
+                             f"{tuple(sizes)} ({example}).")
+
+
+def check_builder_arguments(spec: ModelSpec, arguments: dict) -> None:
+    """``ModelSpec.check_arguments``: every builder argument, by rule."""
+    for name in ("include_top", "recovery"):
+        if name in arguments and not _is_bool(arguments[name]):
+            raise ValueError(f"{name} must be True or False; got {arguments[name]!r}.")
+    weights = arguments.get("weights")
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"weights must be None (random initialization) or the path to a weights file; "
+                         f"got {weights!r}.")
+    if weights is not None and str(weights) == "imagenet" and not os.path.exists(weights):
+        if spec.pretrained is None:
+            raise ValueError(
+                "weights file 'imagenet' does not exist. There are no downloadable pretrained weights: train "
+                "with `python -m train` and pass the saved weights' path."
+            )
+    elif weights is not None and not os.path.exists(weights):
+        raise ValueError(f"weights file {str(weights)!r} does not exist.")
+    include_top = arguments.get("include_top", True)
+    num_classes = arguments.get("num_classes")
+    if num_classes is not None:
+        if not include_top:
+            raise ValueError("num_classes is only used with include_top=True; drop it or set include_top=True.")
+        if not _is_int(num_classes) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}.")
+    activation = arguments.get("classifier_activation")
+    if activation is not None and not isinstance(activation, str):
+        raise ValueError(f"classifier_activation must be None (logits) or an activation's name such as "
+                         f"'softmax'; got {activation!r}.")
+    for option in ("binary_weights", "pad_values", "padding", "weight_clip", "binarizer"):
+        if option not in arguments:
+            continue
+        value, allowed = arguments[option], spec.option_values(option)
+        typed = {"binary_weights": _is_bool, "weight_clip": _is_bool,
+                 "pad_values": lambda v: isinstance(v, numbers.Real) and not _is_bool(v),
+                 "padding": lambda v: isinstance(v, str), "binarizer": lambda v: isinstance(v, str)}[option]
+        if option == "padding" and value not in allowed and typed(value):
+            raise ValueError(f"{spec.name} supports padding {' or '.join(map(repr, allowed))}; got {value!r}.")
+        if not typed(value) or value not in allowed:
+            why = f" ({spec.name}'s binary convolutions are {spec.pretrained}'s own)" if spec.pretrained else ""
+            raise ValueError(f"{option} must be one of {allowed}{why}; got {value!r}.")
+    _check_input_shape(spec, arguments.get("input_shape"), include_top,
+                       bool(arguments.get("recovery")) and spec.has_recovery, weights)
 
 
 # The registry every tool reads: name → ModelSpec, in registration order,

@@ -43,6 +43,19 @@ RECIPES = {
         batch_size=512, optimizer="adam", learning_rate=1e-3, weight_decay=1e-5,
         weight_decay_scope="conv", stage2_weight_decay=0.0, stage="both", teacher="ResNet50",
     ),
+    # Fine-tuning a larq-zoo network with IR² (docs/recipes.md, "Fine-tuning a
+    # larq-zoo network"): the backbone starts from larq-zoo's ImageNet
+    # weights (--init_weights: a file saved from IR2<name>(weights="imagenet")),
+    # the recovery head and classifier start new. One stage: the binary
+    # convolutions are larq-zoo's own and already binary. Adam at 1e-4 (a
+    # tenth of the from-scratch rate, so the trained backbone is not undone
+    # while the new head settles), cosine to 0 over 32 epochs, no weight
+    # decay (larq-zoo trains its binary networks without it).
+    "larq_zoo_finetune": dict(
+        model="IR2QuickNet", variant="A", dataset="imagenet2012", image_size=224, epochs=32, batch_size=256,
+        optimizer="adam", learning_rate=1e-4, weight_decay=0.0, weight_decay_scope="all", stage="2",
+        teacher="",
+    ),
     # IR-Net (docs/irnet.md): its release's CIFAR recipe (SGD, lr 0.1, cosine,
     # 400 epochs, batch 128, wd 1e-4) and ImageNet config (SGD Nesterov, 32 GPUs
     # × 64 = 2048 per step, warm-up 0.2 → 0.8 over 2,500 of 62,500 iterations
@@ -83,6 +96,8 @@ def recipe_name(recipe: Optional[str], dataset: Optional[str], model: Optional[s
     if dataset is None or dataset == "digits":
         return "digits"
     if dataset.startswith("imagenet2012"):
+        if model is not None and _model_recipe(model) == "larq_zoo_finetune":
+            return "larq_zoo_finetune"
         return "irnet_imagenet" if _is_irnet(model) else "imagenet"
     return _model_recipe(model or "IR2ResNet20")
 
@@ -105,6 +120,10 @@ def resolve(recipe: str, given: dict) -> dict:
     settings.update(RECIPES[recipe])
     if _is_irnet(given.get("model", settings["model"])):
         settings.update(IRNET_DEFAULTS)
+    from ir2net_tf.zoo import MODELS
+
+    # What the model itself fixes (a larq-zoo network's padding value).
+    settings.update(getattr(MODELS.get(given.get("model", settings["model"])), "training_defaults", {}))
     settings.update({k: v for k, v in given.items()})
     if "variant" not in given and settings["model"] != RECIPES[recipe]["model"]:
         # Another model than the recipe's: its own default variant.
