@@ -5,13 +5,16 @@ For every variant of every zoo model (the list comes from ``zoo.MODELS``) and
 the anchors: LCE conversion (time, ``.tflite`` size, LceBconv2d count), host
 latency in LCE's interpreter (each kernel option at 1 and 2 threads, best of
 ``--rounds`` rounds; the table keeps the fastest kernel per thread count),
-FLOPs from ``ir2net_tf.complexity`` and, for a chosen few, training-step
-throughput (``ir2net_tf.throughput``). Writes ``results.json``,
-``results.md`` and ``tradeoff.png``; ``--cache_dir`` keeps the flatbuffers.
+FLOPs from ``ir2net_tf.complexity``, executed instructions per inference
+(``ir2net_tf.instructions``, where valgrind is installed: the ratios that
+repeat) and, for a chosen few, training-step throughput
+(``ir2net_tf.throughput``). Writes ``results.json``, ``results.md`` and
+``tradeoff.png``; ``--cache_dir`` keeps the flatbuffers and their counts.
 """
 
 import dataclasses
 import fnmatch
+import hashlib
 import json
 import os
 import platform
@@ -21,7 +24,7 @@ from typing import Callable, List, Optional, Tuple
 
 import tensorflow as tf
 
-from ir2net_tf import deploy, zoo
+from ir2net_tf import deploy, instructions, zoo
 from ir2net_tf.catalog import measured
 from ir2net_tf.complexity import complexity
 from ir2net_tf.evaluation import TFLITE_IDENTIFIER
@@ -107,9 +110,13 @@ def choose(patterns: Optional[List[str]]) -> List[Entry]:
 DEFAULT_TRAIN = ("IR2ResNet18-A", BASELINE, "larq-zoo BiRealNet")
 
 
+def _cached(entry: Entry, cache_dir: Optional[str], size: int, suffix: str) -> Optional[str]:
+    return os.path.join(cache_dir, f"{entry.name.replace(' ', '_')}_{size}{suffix}") if cache_dir else None
+
+
 def _flatbuffer(entry: Entry, model, cache_dir: Optional[str], size: int) -> Tuple[bytes, Optional[float]]:
     """(flatbuffer, conversion seconds or None when reused from ``cache_dir``)."""
-    cached = os.path.join(cache_dir, f"{entry.name.replace(' ', '_')}_{size}.tflite") if cache_dir else None
+    cached = _cached(entry, cache_dir, size, ".tflite")
     if cached and os.path.exists(cached):
         with open(cached, "rb") as f:
             flatbuffer = f.read()
@@ -125,7 +132,32 @@ def _flatbuffer(entry: Entry, model, cache_dir: Optional[str], size: int) -> Tup
     return flatbuffer, seconds
 
 
-def measure(entry: Entry, *, size: int, train: bool, train_batch: int, cache_dir: Optional[str]) -> Tuple[dict, bytes]:
+def instruction_count(entry: Entry, flatbuffer: bytes, cache_dir: Optional[str], size: int) -> Optional[int]:
+    """Executed instructions per inference (``ir2net_tf.instructions``), or
+    None without valgrind or when counting fails (said on stdout). The count
+    of the same flatbuffer does not change: ``cache_dir`` keeps it, keyed on
+    the flatbuffer's digest and the interpreter options."""
+    if not instructions.available():
+        return None
+    key = {"sha256": hashlib.sha256(flatbuffer).hexdigest(), "options": instructions.KERNEL_OPTIONS}
+    cached = _cached(entry, cache_dir, size, ".instructions.json")
+    if cached and os.path.exists(cached):
+        with open(cached) as f:
+            saved = json.load(f)
+        if {k: saved.get(k) for k in key} == key:
+            return saved["instructions"]
+    try:
+        count = instructions.per_inference_or_none(flatbuffer)
+    except instructions.InstructionCountError as error:
+        print(f"    instructions not counted: {error}", flush=True)
+        return None
+    if cached:
+        atomic_write(cached, json.dumps({**key, "instructions": count}).encode())
+    return count
+
+
+def measure(entry: Entry, *, size: int, train: bool, train_batch: int, cache_dir: Optional[str],
+            count: bool = True) -> Tuple[dict, bytes]:
     """Everything but latency for one entry: (row, flatbuffer)."""
     from ir2net_tf.throughput import train_throughput
 
@@ -137,6 +169,7 @@ def measure(entry: Entry, *, size: int, train: bool, train_batch: int, cache_dir
     flatbuffer, row["convert_seconds"] = _flatbuffer(entry, model, cache_dir, input_size)
     row["tflite_bytes"] = len(flatbuffer)
     row["lce_bconv2d"] = deploy.op_census(flatbuffer).get(deploy.BCONV_OP, 0)
+    row["instructions"] = instruction_count(entry, flatbuffer, cache_dir, input_size) if count else None
     if train:
         if entry.ir2:
             row["train_ir2_images_per_second"] = train_throughput(model, ir2=True, batch_size=train_batch)[
@@ -178,10 +211,16 @@ def add_ratios(rows: List[dict], threads) -> None:
         for t in threads:
             row[f"latency_ratio_{t}t"] = row[f"latency_ms_{t}t"] / base[f"latency_ms_{t}t"]
         row["flops_ratio"] = row["flops"] / base["flops"]
+        if row.get("instructions") and base.get("instructions"):
+            row["instructions_ratio"] = row["instructions"] / base["instructions"]
 
 
 def _fmt(value, spec):
     return "–" if value is None else format(value, spec)
+
+
+def _millions(value):
+    return None if value is None else value / 1e6
 
 
 def markdown(rows: List[dict], threads, header: str) -> str:
@@ -189,9 +228,9 @@ def markdown(rows: List[dict], threads, header: str) -> str:
     lines = [
         header,
         "",
-        f"| model | input | top-1 (reported) | FLOPs | × FLOPs | .tflite | latency {t1}t | latency {t2}t "
-        f"| × latency {t1}t | × latency {t2}t | train img/s (IR² / plain) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| model | input | top-1 (reported) | FLOPs | × FLOPs | .tflite | instructions | × instructions "
+        f"| latency {t1}t | latency {t2}t | × latency {t1}t | × latency {t2}t | train img/s (IR² / plain) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         top1 = f"{r['reported_top1']:.1f} % {r['source']}" if r["reported_top1"] else r["source"]
@@ -202,13 +241,20 @@ def markdown(rows: List[dict], threads, header: str) -> str:
         ) if ("train_plain_images_per_second" in r) else "–"
         lines.append(
             f"| {r['model']} | {r['input']} | {top1} | {r['flops'] / 1e6:,.1f}M | {_fmt(r.get('flops_ratio'), '.3f')} "
-            f"| {r['tflite_bytes'] / 1e6:.2f} MB | {r[f'latency_ms_{t1}t']:.1f} ms | {r[f'latency_ms_{t2}t']:.1f} ms "
+            f"| {r['tflite_bytes'] / 1e6:.2f} MB | {_fmt(_millions(r.get('instructions')), ',.1f')}"
+            f"{'M' if r.get('instructions') else ''} | {_fmt(r.get('instructions_ratio'), '.3f')} "
+            f"| {r[f'latency_ms_{t1}t']:.1f} ms | {r[f'latency_ms_{t2}t']:.1f} ms "
             f"| {_fmt(r.get(f'latency_ratio_{t1}t'), '.3f')} | {_fmt(r.get(f'latency_ratio_{t2}t'), '.3f')} | {train} |"
         )
     lines += [
         "",
         f"× columns: ratio to the {BASELINE} (IR2ResNet18 without recovery head; ImageNet models only). "
-        "Latency: median of LCE's Python interpreter on this host, fastest kernel option per thread count. "
+        "Instructions: x86 instructions executed per inference in LCE's interpreter on this host (1 thread, "
+        "indirect BGEMM kernel), counted with valgrind (cachegrind, runs of 1 and 3 inferences, the difference "
+        "halved): an x86 host proxy for relative cost that repeats to about 0.05 %, not ARM time; "
+        "\"–\" where valgrind is not installed. "
+        "Latency: median of LCE's Python interpreter on this host, fastest kernel option per thread count; "
+        "it moves by 5–15 % between runs on a shared machine, so rank by the instruction ratio. "
         "Accuracies are reported by their sources, not measured here." + measured.note(rows),
     ]
     return "\n".join(lines)
@@ -221,13 +267,14 @@ def plot(rows: List[dict], path: str, threads) -> None:
     import matplotlib.pyplot as plt
 
     points = [r for r in rows if r["reported_top1"] and r["dataset"] == "imagenet2012"]
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, key, label in (
-        (axes[0], f"latency_ms_{threads[0]}t", f"host latency, {threads[0]} thread (ms)"),
-        (axes[1], "flops", "FLOPs (BOPs/64 + FP MACs, millions)"),
-    ):
+    panels = [(f"latency_ms_{threads[0]}t", f"host latency, {threads[0]} thread (ms)", 1),
+              ("flops", "FLOPs (BOPs/64 + FP MACs, millions)", 1e6)]
+    if points and all(r.get("instructions") for r in points):
+        panels.insert(0, ("instructions", "x86 instructions per inference (millions, valgrind)", 1e6))
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5))
+    for ax, (key, label, unit) in zip(axes, panels):
         for r in points:
-            x = r[key] / (1e6 if key == "flops" else 1)
+            x = r[key] / unit
             ax.scatter(x, r["reported_top1"], s=40)
             ax.annotate(r["model"], (x, r["reported_top1"]), textcoords="offset points", xytext=(5, 3), fontsize=8)
         ax.set_xlabel(label)
@@ -260,6 +307,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cache_dir", help="keep the .tflite files here and reuse them on the next run "
                                             "(created if missing)")
     parser.add_argument("--output_dir", default="benchmark", help="where results.json/.md and tradeoff.png go")
+    parser.add_argument("--no_instructions", action="store_true",
+                        help="skip the valgrind instruction count (about a minute per row where valgrind is installed)")
     measured.add_arguments(parser)
 
 
@@ -283,7 +332,7 @@ def run(args) -> int:
         print(f"[{index}/{len(chosen)}] {entry.name}: converting"
               + (", training" if entry.name in train else "") + " …", flush=True)
         row, flatbuffer = measure(entry, size=args.size, train=entry.name in train, train_batch=args.train_batch,
-                                  cache_dir=args.cache_dir)
+                                  cache_dir=args.cache_dir, count=not args.no_instructions)
         if entry.key in weights:
             row.update(measured.measure_accuracy(*entry.key, weights[entry.key], dataset=args.dataset,
                                                  data_dir=args.data_dir, image_size=args.image_size,
@@ -291,7 +340,8 @@ def run(args) -> int:
         rows.append(row)
         flatbuffers.append(flatbuffer)
         how = "reused" if row["convert_seconds"] is None else f"converted in {row['convert_seconds']:.1f} s"
-        print(f"    {row['tflite_bytes']:,} bytes, {row['lce_bconv2d']} LceBconv2d, {how}", flush=True)
+        counted = f", {row['instructions'] / 1e6:,.1f} M instructions" if row["instructions"] else ""
+        print(f"    {row['tflite_bytes']:,} bytes, {row['lce_bconv2d']} LceBconv2d, {how}{counted}", flush=True)
     time_latency(rows, flatbuffers, chosen, runs=args.runs, threads=args.threads, rounds=args.rounds)
     add_ratios(rows, args.threads)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
