@@ -153,8 +153,8 @@ def _held_out(args, run):
     return dataset, images, labels
 
 
-def verify(args, model, flatbuffer, run=None, images=None) -> dict:
-    """The parity figures; ``images``: --images, loaded before the conversion."""
+def verify(args, model, flatbuffer, run=None, given=None) -> dict:
+    """The parity figures; ``given``: --images (images, labels), loaded before the conversion."""
     shape = tuple(model.input_shape[1:])
     figures = {}
     if run is not None and args.verify_images > 0 and run.settings:
@@ -162,8 +162,8 @@ def verify(args, model, flatbuffer, run=None, images=None) -> dict:
         figures["held-out"] = {**deploy.parity(model, flatbuffer, images, labels), "dataset": dataset.name}
     if args.random_samples > 0:
         figures["random"] = deploy.parity(model, flatbuffer, deploy.random_inputs(shape, args.random_samples))
-    if images is not None:
-        figures["images"] = deploy.parity(model, flatbuffer, *images)
+    if given is not None:
+        figures["images"] = deploy.parity(model, flatbuffer, *given)
     return figures
 
 
@@ -178,9 +178,9 @@ def export(args) -> dict:
         raise DeployError(str(error)) from error
     # Bad --images are bad input (exit 2), found before the slow conversion;
     # never a failed check that would remove an earlier export.
-    images = None
+    given = None
     if args.images and not args.no_verify:
-        images = inputs.load_images(args.images, tuple(model.input_shape[1:]))
+        given = inputs.load_images(args.images, tuple(model.input_shape[1:]))
     start = time.perf_counter()
     flatbuffer = deploy.convert(
         model, target=args.target, input_type=args.input_type, output_type=args.output_type,
@@ -203,7 +203,7 @@ def export(args) -> dict:
         random_weights = described.get("weights") is None
         threshold = deploy.RANDOM_WEIGHTS_MIN_AGREEMENT if random_weights else deploy.DEFAULT_MIN_AGREEMENT
     if not args.no_verify:
-        result["parity"] = verify(args, model, flatbuffer, run, images)
+        result["parity"] = verify(args, model, flatbuffer, run, given)
         result["min_agreement"] = threshold
         failures += [why for name, f in result["parity"].items()
                      if (why := deploy.agreement_failure(name, f, threshold))]

@@ -84,6 +84,9 @@ def check_settings(settings: dict) -> None:
     data.check_paths(settings["dataset"], settings.get("data_dir"))
     teacher = settings.get("teacher")
     if teacher and not os.path.exists(teacher):  # a missing path, or a name Keras Applications lacks
+        if os.sep in teacher or teacher.endswith((".keras", ".h5")):
+            raise ValueError(f"--teacher {teacher!r} does not exist; give a model saved with model.save(), a Keras "
+                             "Applications name, or --teacher='' for no distillation.")
         from ir2net_tf.runs.teacher import _application
 
         _application(teacher)
