@@ -323,3 +323,25 @@ def test_mixed_float16_step_equals_float32(lam, kept_all):
         scale = float(np.abs(exact).max())
         assert scale > 0
         np.testing.assert_allclose(half, exact, rtol=0, atol=2e-2 * scale)
+
+
+# ------------------------------------------------------------ stored dataset paths
+
+def test_a_folder_dataset_is_stored_absolute_and_an_old_relative_one_is_found(tmp_path, monkeypatch):
+    from test_data import _write_images
+
+    from ir2net_tf.runs import loading
+
+    monkeypatch.chdir(tmp_path)
+    _write_images(str(tmp_path / "pets"), ["cat", "dog"], 10)
+    assert run.absolute_dataset({"dataset": "./pets"}) == {"dataset": str(tmp_path / "pets")}
+    assert run.absolute_dataset({"dataset": "cifar10"}) == {"dataset": "cifar10"}
+    # A run from before: "./pets", relative to where it trained (tmp_path).
+    old = loading.LoadedRun(model=None, config={}, weights="", settings={"dataset": "./pets"},
+                            model_dir=str(tmp_path / "runs" / "r"))
+    os.makedirs(tmp_path / "runs" / "r")
+    monkeypatch.chdir(tmp_path / "runs")
+    assert os.path.samefile(old.dataset_path(), tmp_path / "pets")
+    lost = dataclasses.replace(old, settings={"dataset": "./cats"})
+    with pytest.raises(ValueError, match=r"stored relative .*Run this command from the directory training ran in"):
+        lost.dataset_path()
