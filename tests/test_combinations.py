@@ -27,7 +27,6 @@ import sys
 import textwrap
 import time
 
-import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,7 +35,7 @@ from ir2net_tf import layers, zoo
 from ir2net_tf.export import cli as export_cli
 from ir2net_tf.runs import artifacts, lock, recipes, run, validation
 
-from tests_support import ENV, REPO, check_metrics_match_evaluate, cli
+from tests_support import ENV, REPO, check_metrics_match_evaluate, cli, weights_file_values
 
 FULL = os.environ.get("IR2NET_FULL_MATRIX") == "1"
 STEPS = 2  # --steps_per_epoch of every cell
@@ -196,13 +195,6 @@ def test_stage2_from_weights_of_another_binarizer_is_refused_before_any_file(tmp
 
 # ------------------------------------------------------------ other processes
 
-def _weights(path):
-    values = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda k, v: values.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
-    return values
-
-
 def test_two_runs_at_once_then_kill_and_restart(tmp_path):
     """Two different trainings started at once on one directory: one runs,
     the other exits at once naming the directory and the holder. The one
@@ -246,8 +238,8 @@ def test_two_runs_at_once_then_kill_and_restart(tmp_path):
                                               seed=winner_seed))
     straight = str(tmp_path / "straight")
     run.Run(settings, model_dir=straight, checkpoint_every=1, verbose=0).train()
-    a = _weights(os.path.join(model_dir, artifacts.FINAL_WEIGHTS))
-    b = _weights(os.path.join(straight, artifacts.FINAL_WEIGHTS))
+    a = weights_file_values(os.path.join(model_dir, artifacts.FINAL_WEIGHTS))
+    b = weights_file_values(os.path.join(straight, artifacts.FINAL_WEIGHTS))
     assert a.keys() == b.keys() and a
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)

@@ -88,3 +88,13 @@ def check_metrics_match_evaluate(model_dir, stage):
     assert abs(float(mine[-1]["val_accuracy"]) - result["top1"]) <= one_example, (mine[-1], result)
     if mine[-1].get("val_top5"):
         assert abs(float(mine[-1]["val_top5"]) - result["top5"]) <= one_example, (mine[-1], result)
+
+
+def weights_file_values(path):
+    """Every array in a .weights.h5 file, by its path in the file."""
+    import h5py
+
+    values = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda k, v: values.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
+    return values
