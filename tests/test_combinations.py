@@ -13,9 +13,12 @@ strategies), each the smallest run there is, with the same invariants:
 Models come in families (``family``: method, total stride, flattening head);
 a family is trained through its cheapest member (fewest binary weights). A
 model, binarizer or strategy joins by being registered. The suite trains the
-cheapest family of each method (``IR2NET_FULL_MATRIX=1``: every family); the
-stage plans are dealt out over each model's binarizer × recovery cells so that
-every plan, binarizer and head setting meets every model.
+cheapest family of each method, each binarizer and head setting once per
+model, the stage plans dealt out over those cells (``IR2NET_FULL_MATRIX=1``:
+every family, every binarizer × head setting); every plan, binarizer, head
+setting and method is met. Refused combinations (a recovery head on a model
+without one) are checked for every family; mirrored and multi_worker
+(tests/test_multi_worker.py) run one model per trained family.
 """
 
 import dataclasses
@@ -91,15 +94,23 @@ class Cell:
 
 
 def cells() -> list:
-    """The trained cells: for each model, every binarizer × head setting its
-    spec allows, the plans dealt out in turn (so each model meets each plan)."""
+    """The trained cells. For each trained model: every binarizer × head
+    setting its spec allows (IR2NET_FULL_MATRIX=1), else each binarizer and
+    each head setting once (a diagonal of the two, the model's own binarizer
+    last, so that each model meets the other one first). The stage plans are
+    dealt out in turn over all cells, "both" first."""
     out = []
     order = ("both", "2", "1")
     for spec in trained_families():
+        own = "irnet" if spec.method == "irnet" else "bireal"
+        binarizers = sorted(layers.BINARIZERS, key=lambda b: b == own)
         heads = (True, False) if spec.has_recovery else (False,)
-        combos = [(b, r) for b in layers.BINARIZERS for r in heads]
-        for i, (binarizer, recovery) in enumerate(combos):
-            out.append(Cell(spec.name, binarizer, recovery, order[i % len(order)]))
+        if FULL:
+            combos = [(b, r) for b in binarizers for r in heads]
+        else:
+            combos = [(binarizers[i % len(binarizers)], heads[i % len(heads)])
+                      for i in range(max(len(binarizers), len(heads)))]
+        out += [Cell(spec.name, b, r, order[(len(out) + i) % len(order)]) for i, (b, r) in enumerate(combos)]
     return out
 
 
