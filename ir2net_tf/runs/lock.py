@@ -14,6 +14,7 @@ to delete once that run is known to be gone. On a cluster only the chief
 takes the lock: the other workers write nothing of their own there.
 """
 
+import atexit
 import json
 import os
 import socket
@@ -93,6 +94,7 @@ class Lock:
             with os.fdopen(descriptor, "w") as f:
                 json.dump(self.holder, f)
             self.held = True
+            atexit.register(self.release)  # a Run built and never trained, in a longer process
             return self
         raise ValueError(f"Could not lock {os.path.dirname(self.path)!r}: {self.path} keeps reappearing.")
 
