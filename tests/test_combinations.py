@@ -13,9 +13,12 @@ strategies), each the smallest run there is, with the same invariants:
 Models come in families (``family``: method, total stride, flattening head);
 a family is trained through its cheapest member (fewest binary weights). A
 model, binarizer or strategy joins by being registered. The suite trains the
-cheapest family of each method (``IR2NET_FULL_MATRIX=1``: every family); the
-stage plans are dealt out over each model's binarizer × recovery cells so that
-every plan, binarizer and head setting meets every model.
+cheapest family of each method, each binarizer and head setting once per
+model, the stage plans dealt out over those cells (``IR2NET_FULL_MATRIX=1``:
+every family, every binarizer × head setting); every plan, binarizer, head
+setting and method is met. Refused combinations (a recovery head on a model
+without one) are checked for every family; mirrored and multi_worker
+(tests/test_multi_worker.py) run one model per trained family.
 """
 
 import dataclasses
@@ -27,7 +30,6 @@ import sys
 import textwrap
 import time
 
-import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,7 +38,7 @@ from ir2net_tf import layers, zoo
 from ir2net_tf.export import cli as export_cli
 from ir2net_tf.runs import artifacts, lock, recipes, run, validation
 
-from tests_support import ENV, REPO, check_metrics_match_evaluate, cli
+from tests_support import ENV, REPO, check_metrics_match_evaluate, cli, weights_file_values
 
 FULL = os.environ.get("IR2NET_FULL_MATRIX") == "1"
 STEPS = 2  # --steps_per_epoch of every cell
@@ -92,15 +94,23 @@ class Cell:
 
 
 def cells() -> list:
-    """The trained cells: for each model, every binarizer × head setting its
-    spec allows, the plans dealt out in turn (so each model meets each plan)."""
+    """The trained cells. For each trained model: every binarizer × head
+    setting its spec allows (IR2NET_FULL_MATRIX=1), else each binarizer and
+    each head setting once (a diagonal of the two, the model's own binarizer
+    last, so that each model meets the other one first). The stage plans are
+    dealt out in turn over all cells, "both" first."""
     out = []
     order = ("both", "2", "1")
     for spec in trained_families():
+        own = "irnet" if spec.method == "irnet" else "bireal"
+        binarizers = sorted(layers.BINARIZERS, key=lambda b: b == own)
         heads = (True, False) if spec.has_recovery else (False,)
-        combos = [(b, r) for b in layers.BINARIZERS for r in heads]
-        for i, (binarizer, recovery) in enumerate(combos):
-            out.append(Cell(spec.name, binarizer, recovery, order[i % len(order)]))
+        if FULL:
+            combos = [(b, r) for b in binarizers for r in heads]
+        else:
+            combos = [(binarizers[i % len(binarizers)], heads[i % len(heads)])
+                      for i in range(max(len(binarizers), len(heads)))]
+        out += [Cell(spec.name, b, r, order[(len(out) + i) % len(order)]) for i, (b, r) in enumerate(combos)]
     return out
 
 
@@ -196,13 +206,6 @@ def test_stage2_from_weights_of_another_binarizer_is_refused_before_any_file(tmp
 
 # ------------------------------------------------------------ other processes
 
-def _weights(path):
-    values = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda k, v: values.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
-    return values
-
-
 def test_two_runs_at_once_then_kill_and_restart(tmp_path):
     """Two different trainings started at once on one directory: one runs,
     the other exits at once naming the directory and the holder. The one
@@ -246,8 +249,8 @@ def test_two_runs_at_once_then_kill_and_restart(tmp_path):
                                               seed=winner_seed))
     straight = str(tmp_path / "straight")
     run.Run(settings, model_dir=straight, checkpoint_every=1, verbose=0).train()
-    a = _weights(os.path.join(model_dir, artifacts.FINAL_WEIGHTS))
-    b = _weights(os.path.join(straight, artifacts.FINAL_WEIGHTS))
+    a = weights_file_values(os.path.join(model_dir, artifacts.FINAL_WEIGHTS))
+    b = weights_file_values(os.path.join(straight, artifacts.FINAL_WEIGHTS))
     assert a.keys() == b.keys() and a
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
@@ -323,3 +326,25 @@ def test_mixed_float16_step_equals_float32(lam, kept_all):
         scale = float(np.abs(exact).max())
         assert scale > 0
         np.testing.assert_allclose(half, exact, rtol=0, atol=2e-2 * scale)
+
+
+# ------------------------------------------------------------ stored dataset paths
+
+def test_a_folder_dataset_is_stored_absolute_and_an_old_relative_one_is_found(tmp_path, monkeypatch):
+    from test_data import _write_images
+
+    from ir2net_tf.runs import loading
+
+    monkeypatch.chdir(tmp_path)
+    _write_images(str(tmp_path / "pets"), ["cat", "dog"], 10)
+    assert run.absolute_dataset({"dataset": "./pets"}) == {"dataset": str(tmp_path / "pets")}
+    assert run.absolute_dataset({"dataset": "cifar10"}) == {"dataset": "cifar10"}
+    # A run from before: "./pets", relative to where it trained (tmp_path).
+    old = loading.LoadedRun(model=None, config={}, weights="", settings={"dataset": "./pets"},
+                            model_dir=str(tmp_path / "runs" / "r"))
+    os.makedirs(tmp_path / "runs" / "r")
+    monkeypatch.chdir(tmp_path / "runs")
+    assert os.path.samefile(old.dataset_path(), tmp_path / "pets")
+    lost = dataclasses.replace(old, settings={"dataset": "./cats"})
+    with pytest.raises(ValueError, match=r"stored relative .*Run this command from the directory training ran in"):
+        lost.dataset_path()

@@ -3,18 +3,12 @@ directories, gives the same metrics and the same weights (issue 15)."""
 
 import os
 
-import h5py
 import numpy as np
 
 from ir2net_tf import zoo
 from ir2net_tf.runs import artifacts, recipes, run, seeding
 
-
-def _weights(path):
-    values = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda k, v: values.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
-    return values
+from tests_support import weights_file_values as _weights
 
 
 def test_same_seed_same_run(tmp_path):

@@ -100,3 +100,13 @@ def train_in_process(*flags):
         train_cli.main(argv[:1])
     finally:
         train_cli.FLAGS.unparse_flags()
+
+
+def weights_file_values(path):
+    """Every array in a .weights.h5 file, by its path in the file."""
+    import h5py
+
+    values = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda k, v: values.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
+    return values

@@ -61,7 +61,6 @@ class LoadedRun:
             seed=settings.get("seed", 0),
         )
 
-
     def dataset_path(self) -> str:
         """The run's dataset; an image folder stored relative (by runs from
         before folders were stored absolute) is looked for from here and from

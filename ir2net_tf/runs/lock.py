@@ -14,6 +14,7 @@ to delete once that run is known to be gone. On a cluster only the chief
 takes the lock: the other workers write nothing of their own there.
 """
 
+import atexit
 import json
 import os
 import socket
@@ -46,6 +47,15 @@ def _alive(pid: int, started: Optional[str]) -> bool:
     return started is None or _process_start(pid) in (None, started)
 
 
+def _command() -> str:
+    """This process's command line as typed: ``python -m train …`` rather
+    than the path of the package's ``__main__.py``."""
+    program = sys.argv[0] if sys.argv else "python"
+    if os.path.basename(program) == "__main__.py":
+        program = f"python -m {os.path.basename(os.path.dirname(program))}"
+    return " ".join([program, *sys.argv[1:]])
+
+
 def holder_text(holder: dict) -> str:
     return (f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}: "
             f"{holder.get('command')}")
@@ -68,7 +78,7 @@ class Lock:
         self.path = os.path.join(model_dir, LOCK)
         self.holder = {
             "host": socket.gethostname(), "pid": os.getpid(), "pid_start": _process_start(os.getpid()),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": _command(),
         }
         self.held = False
 
@@ -84,6 +94,7 @@ class Lock:
             with os.fdopen(descriptor, "w") as f:
                 json.dump(self.holder, f)
             self.held = True
+            atexit.register(self.release)  # a Run built and never trained, in a longer process
             return self
         raise ValueError(f"Could not lock {os.path.dirname(self.path)!r}: {self.path} keeps reappearing.")
 

@@ -43,13 +43,20 @@ def load_dataset(settings) -> data.Dataset:
     )
 
 
+def absolute_dataset(settings: dict) -> dict:
+    """``settings`` with an image folder's path made absolute, as the run
+    stores it: export and evaluate then find it from any directory."""
+    name = settings["dataset"]
+    if name == "digits" or not data.is_folder(name):
+        return settings
+    return dict(settings, dataset=os.path.abspath(os.path.expanduser(name)))
+
+
 class Run:
     def __init__(self, settings, *, model_dir, overwrite=False, checkpoint_every=500, strategy="default",
                  tpu="", mixed_precision=False, jit_compile=False, verbose=1, init_weights=None,
                  restriction_shortcut=True, cluster_timeout=distribute.DEFAULT_CLUSTER_TIMEOUT):
-        if data.is_folder(settings["dataset"]) and settings["dataset"] != "digits":
-            # Stored absolute: export and evaluate find it from any directory.
-            settings = dict(settings, dataset=os.path.abspath(os.path.expanduser(settings["dataset"])))
+        settings = absolute_dataset(settings)
         self.settings = settings
         self.checkpoint_every, self.jit_compile, self.verbose = checkpoint_every, jit_compile, verbose
         self.init_weights = init_weights
