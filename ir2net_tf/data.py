@@ -288,7 +288,8 @@ def _prepare_tfds(builder, name: str, manual_dir: Optional[str]):
         # our line instead of tfds' "Downloading and preparing … Unknown size".
         where = tfds_manual.manual_dir_of(builder, manual_dir)
         config = tfds.download.DownloadConfig(manual_dir=where, try_download_gcs=False)
-        builder._log_download_bytes = lambda: None
+        # (and no "downloaded and prepared" at the end).
+        builder._log_download_bytes = builder._log_download_done = lambda: None
         logging.info("Preparing dataset %r from the files in %s into %s (once; reused afterwards).",
                      name, where, builder.data_dir)
         try:
@@ -297,8 +298,9 @@ def _prepare_tfds(builder, name: str, manual_dir: Optional[str]):
             raise ValueError(
                 f"Preparing dataset {name!r} from the files in {where} failed ({type(error).__name__}: "
                 f"{' '.join(str(error).split())[:300]}). A file still downloading or damaged does this: "
-                "check the files against image-net.org's sizes, then run the same command again."
+                "check their sizes against the official ones, then run the same command again."
             ) from error
+        logging.info("Dataset %r prepared in %s; later runs reuse it.", name, builder.data_dir)
         return
     try:
         builder.download_and_prepare()
