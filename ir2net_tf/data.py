@@ -288,7 +288,8 @@ def _prepare_tfds(builder, name: str, manual_dir: Optional[str]):
         # our line instead of tfds' "Downloading and preparing … Unknown size".
         where = tfds_manual.manual_dir_of(builder, manual_dir)
         config = tfds.download.DownloadConfig(manual_dir=where, try_download_gcs=False)
-        builder._log_download_bytes = lambda: None
+        # (and no "downloaded and prepared" at the end).
+        builder._log_download_bytes = builder._log_download_done = lambda: None
         logging.info("Preparing dataset %r from the files in %s into %s (once; reused afterwards).",
                      name, where, builder.data_dir)
         try:
@@ -297,8 +298,9 @@ def _prepare_tfds(builder, name: str, manual_dir: Optional[str]):
             raise ValueError(
                 f"Preparing dataset {name!r} from the files in {where} failed ({type(error).__name__}: "
                 f"{' '.join(str(error).split())[:300]}). A file still downloading or damaged does this: "
-                "check the files against image-net.org's sizes, then run the same command again."
+                "check their sizes against the official ones, then run the same command again."
             ) from error
+        logging.info("Dataset %r prepared in %s; later runs reuse it.", name, builder.data_dir)
         return
     try:
         builder.download_and_prepare()
@@ -486,6 +488,34 @@ def _builder(name, data_dir):
         ) from error
 
 
+def _partial(splits) -> bool:
+    """A prepared dataset without 'train' or any held-out split (the splits
+    the user names are checked against the prepared ones by _from_builder)."""
+    return splits is not None and bool(_missing_splits(splits, None, None))
+
+
+def _check_manual_files(builder, name, where, splits) -> Optional[str]:
+    """tfds_manual.check_files, telling of a partial preparation; returns
+    why that one is partial (None if there is none)."""
+    why = f"splits {splits} only: a file was missing when it was prepared" if _partial(splits) else None
+    tfds_manual.check_files(builder, name, where, partial=why and f"{builder.data_dir} ({why})")
+    return why
+
+
+def check_manual_download(name: str, data_dir: Optional[str], manual_dir: Optional[str]) -> None:
+    """Before any file is written (``python -m train`` checks settings
+    first): a manual-download tfds dataset that still has to be prepared has
+    its files in place."""
+    if name == "digits" or is_folder(name) or (data_dir and not os.path.isdir(os.path.expanduser(data_dir))):
+        return
+    builder = _builder(name, data_dir)
+    if _mocked(builder) or not tfds_manual.is_manual(builder):
+        return
+    splits = tfds_manual.prepared_splits(builder)
+    if splits is None or _partial(splits):
+        _check_manual_files(builder, name, tfds_manual.manual_dir_of(builder, manual_dir), splits)
+
+
 def prepared_builder(name, *, data_dir, manual_dir, train_split=None, validation_split=None):
     """The tfds builder of ``name``, prepared with every split training needs.
 
@@ -501,17 +531,14 @@ def prepared_builder(name, *, data_dir, manual_dir, train_split=None, validation
     manual = tfds_manual.is_manual(builder)
     where = tfds_manual.manual_dir_of(builder, manual_dir)
     splits = tfds_manual.prepared_splits(builder)
-    # Partial: without 'train' or any held-out split (the splits the user
-    # names are checked against the prepared ones later, by _from_builder).
-    if manual and splits is not None and _missing_splits(splits, None, None):
-        why = f"splits {splits} only: a file was missing when it was prepared"
-        tfds_manual.check_files(builder, name, where, partial=f"{builder.data_dir} ({why})")
+    if manual and _partial(splits):
+        why = _check_manual_files(builder, name, where, splits)
         tfds_manual.remove_prepared(builder, why)
         builder, splits = _builder(name, data_dir), None
     if splits is None:
         check_tfds_source(builder, name, data_dir)
         if manual:
-            tfds_manual.check_files(builder, name, where)
+            _check_manual_files(builder, name, where, splits)
             tfds_manual.warn_short_files(builder, where)
         _prepare_tfds(builder, name, manual_dir)
         splits = [str(s) for s in builder.info.splits]

@@ -82,10 +82,11 @@ def smoke(tars, tmp_path_factory):
     command = [*SMOKE, f"--data_dir={data_dir}", f"--model_dir={model_dir}"]
     first = cli(*command)
     first_out, first_err = first.communicate(timeout=600)
+    wrote = os.path.exists(model_dir)
     shutil.copy(tars[TRAIN_TAR], manual)
     second = cli(*command)
     out, err = second.communicate(timeout=1200)
-    return {"manual": manual, "model_dir": model_dir, "first": (first.returncode, first_out, first_err),
+    return {"manual": manual, "model_dir": model_dir, "first": (first.returncode, first_out, first_err), "wrote": wrote,
             "second": (second.returncode, out, err)}
 
 
@@ -95,6 +96,7 @@ def test_missing_train_tar_then_the_same_command_works(smoke):
     assert code != 0 and len(errors) == 1 and "Traceback" not in err, err[-3000:]
     assert f"{TRAIN_TAR} must be at {os.path.join(smoke['manual'], TRAIN_TAR)}" in errors[0]
     assert "prepared again" in errors[0]
+    assert not smoke["wrote"], "the failed command created the model directory"
     code, out, err = smoke["second"]
     assert code == 0, err[-3000:]
     assert "Removing the incomplete dataset" in err

@@ -35,7 +35,9 @@ def summary(report: Dict) -> str:
     """A few lines a human reads after the export."""
     census = report["census"]
     lines = [
-        f"{report['model']['name']} (variant {report['model'].get('variant')}) -> "
+        report["model"]["name"]
+        + (f" (variant {report['model']['variant']})" if report["model"].get("variant") is not None else "")
+        + " -> "
         + (report["tflite"] or "nothing written (verification failed, below)"),
         f"  {report['size_bytes']:,} bytes, target {report['target']}, "
         f"input {report['input_type']} / output {report['output_type']}, converted in {report['convert_seconds']:.1f} s",

@@ -22,6 +22,7 @@ def check_settings(settings: dict) -> None:
     """Errors a user can fix, before any work or file (runs/validation.py)."""
     validation.check_settings(settings)
     data.check_splits(settings["dataset"], settings.get("train_split"), settings.get("validation_split"))
+    data.check_manual_download(settings["dataset"], settings.get("data_dir"), settings.get("manual_dir"))
 
 
 def build_student(settings, num_classes, *, binary_weights, weights=None):
