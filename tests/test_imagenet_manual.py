@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from fake_imagenet import TRAIN_TAR, VAL_TAR, write_tars
-from tests_support import ENV, REPO, cli
+from tests_support import ENV, REPO, check_metrics_match_evaluate, cli
 from ir2net_tf import data
 from ir2net_tf.runs import artifacts
 
@@ -115,6 +115,8 @@ def test_smoke_run_trains_both_stages_with_banners(smoke):
     assert start1 < end1 < start2, out
     assert "real-valued weights, binary activations" in lines[start1] and "1 epoch of 1 step" in lines[start1]
     assert "binary weights and binary activations, from stage1_final.weights.h5" in lines[start2]
+    # Evaluating the run scores the slice it validated on (--validation_split), not the whole split.
+    check_metrics_match_evaluate(smoke["model_dir"], "2")
 
 
 def test_smoke_run_exports_with_a_passing_verification_at_224(smoke):

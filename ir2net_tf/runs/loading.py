@@ -58,7 +58,8 @@ class LoadedRun:
         return data.load(
             self.dataset_path(), image_size=settings["image_size"], data_dir=data_dir or settings.get("data_dir"),
             manual_dir=settings.get("manual_dir"), augment=settings.get("augment", "auto"),
-            seed=settings.get("seed", 0),
+            seed=settings.get("seed", 0), train_split=settings.get("train_split"),
+            validation_split=settings.get("validation_split"),  # a smoke run's slice: what it validated on
         )
 
     def dataset_path(self) -> str:
