@@ -164,7 +164,7 @@ def test_with_feature_map_twice_and_a_second_recovery_head_are_refused_or_harmle
 def test_include_top_false_returns_fused_map():
     model = zoo.IR2ResNet18(include_top=False, input_shape=(64, 64, 3))
     assert model.output_shape == (None, 2, 2, 512)
-    assert zoo.IR2ResNet20(include_top=False, recovery=False).output_shape == (None, 8, 8, 64)
+    assert zoo.IR2ResNet20(include_top=False, recovery=False, input_shape=(32, 32, 3)).output_shape == (None, 8, 8, 64)
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,8 @@ def build_top(
     if top.include_top:
         if flatten:
             x = tf.keras.layers.Flatten(name="classifier_flatten")(x)
+        elif None in x.shape[1:3]:  # a dynamic size: the pool's window is known only when it runs
+            x = tf.keras.layers.GlobalAveragePooling2D(name="classifier_pool")(x)
         else:
             x = classifier_pool(x, name="classifier")
         if final_batch_norm or (final_batch_norm is None and head is not None):
