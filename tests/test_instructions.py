@@ -17,7 +17,7 @@ needs_valgrind = pytest.mark.skipif(
     reason="valgrind is not installed (Debian/Ubuntu: apt-get install valgrind); .ci/run installs it where it can")
 
 
-SIZE, CHANNELS = 32, 64
+SIZE, CHANNELS = 16, 64
 
 
 def _grouped_model():

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import time
 from datetime import datetime, timezone
 from typing import Callable, List, Optional, Tuple
@@ -346,7 +347,9 @@ def run(args) -> int:
     add_ratios(rows, args.threads)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}"
-    header = f"Measured {when} on {machine} by `python -m zoo benchmark` ({time.perf_counter() - started:.0f} s)."
+    command = "python -m zoo benchmark" + (" --models " + " ".join(shlex.quote(m) for m in args.models)
+                                           if args.models else "")
+    header = f"Measured {when} on {machine} by `{command}` ({time.perf_counter() - started:.0f} s)."
     table = markdown(rows, args.threads, header)
     atomic_write(os.path.join(args.output_dir, "results.json"),
                  json.dumps({"date": when, "machine": machine, "rows": rows}, indent=2).encode())
