@@ -52,8 +52,15 @@ assert set(PLANS) == set(validation.STAGES)
 
 def family(spec) -> tuple:
     """Models that differ only in depth or in widths: the same method, total
-    stride and kind of head."""
-    return spec.method, spec.stride, spec.flatten
+    stride, kind of head and binary convolutions (a larq-zoo backbone keeps
+    larq-zoo's own)."""
+    return spec.method, spec.stride, spec.flatten, spec.option_values("binarizer")
+
+
+def cost(spec) -> tuple:
+    """Fewest binary weights first; a model that does not declare its count
+    (a larq-zoo backbone) after every model that does."""
+    return spec.binary_weights is None, spec.binary_weights or 0
 
 
 def representatives() -> dict:
@@ -61,7 +68,7 @@ def representatives() -> dict:
     chosen = {}
     for spec in zoo.MODELS.values():
         best = chosen.get(family(spec))
-        if best is None or (spec.binary_weights or 0) < (best.binary_weights or 0):
+        if best is None or cost(spec) < cost(best):
             chosen[family(spec)] = spec
     return chosen
 
@@ -74,11 +81,11 @@ def trained_families() -> list:
     methods = {}
     for spec in specs:
         methods.setdefault(spec.method, []).append(spec)
-    return [min(group, key=lambda s: s.binary_weights or 0) for group in methods.values()]
+    return [min(group, key=cost) for group in methods.values()]
 
 
 def smallest_size(spec) -> int:
-    return max(8, spec.stride)
+    return max(8, spec.min_size or spec.stride)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +110,7 @@ def cells() -> list:
     order = ("both", "2", "1")
     for spec in trained_families():
         own = "irnet" if spec.method == "irnet" else "bireal"
-        binarizers = sorted(layers.BINARIZERS, key=lambda b: b == own)
+        binarizers = sorted(spec.option_values("binarizer"), key=lambda b: b == own)
         heads = (True, False) if spec.has_recovery else (False,)
         if FULL:
             combos = [(b, r) for b in binarizers for r in heads]
@@ -115,9 +122,14 @@ def cells() -> list:
 
 
 def refused_cells() -> list:
-    """A head the spec does not have: refused before any file."""
-    return [Cell(spec.name, layers.BINARIZERS[0], True, "both") for spec in representatives().values()
-            if not spec.has_recovery]
+    """A head or a binarizer the spec does not have: refused before any file."""
+    out = []
+    for spec in representatives().values():
+        allowed = spec.option_values("binarizer")
+        if not spec.has_recovery:
+            out.append(Cell(spec.name, allowed[0], True, "both"))
+        out += [Cell(spec.name, b, spec.has_recovery, "both") for b in layers.BINARIZERS if b not in allowed]
+    return out
 
 
 def settings_for(cell, stage, **extra):
@@ -170,6 +182,7 @@ def test_cell(cell, tmp_path, capsys):
     model_dir = str(tmp_path / "run")
     for stage in PLANS[cell.plan]:
         rows = run.Run(settings_for(cell, stage), model_dir=model_dir, verbose=0).train()
+        assert f"of {STEPS} steps" in capsys.readouterr().out  # the banner counts the steps the limit leaves
         wanted = "1" if stage == "1" else "2"
         assert {r["stage"] for r in rows} >= {wanted}
         config = json.load(open(os.path.join(model_dir, artifacts.CONFIG)))
@@ -185,7 +198,8 @@ def test_refused_cell(cell, tmp_path):
     with pytest.raises(ValueError) as refused:
         run.Run(settings_for(cell, "both"), model_dir=str(model_dir), verbose=0)
     message = str(refused.value)
-    assert "\n" not in message and "--recovery" in message and "--image_size" not in message
+    flag = "--binarizer" if cell.binarizer not in zoo.get_spec(cell.model).option_values("binarizer") else "--recovery"
+    assert "\n" not in message and flag in message and "--image_size" not in message, message
     assert not model_dir.exists() or not os.listdir(model_dir)
 
 

@@ -129,7 +129,7 @@ class Run:
                 logging.info("Stage %s is already complete in %s; skipping it.", stage, self.model_dir)
             else:
                 self._banner(banners.stage_start(
-                    stage, self.settings, self.dataset.steps_per_epoch(self.settings["batch_size"]), of=len(stages),
+                    stage, self.settings, self.steps_per_epoch(), of=len(stages),
                     init=stage == "2" and self._stage1_weights() and os.path.basename(self._stage1_weights())))
                 self.train_stage(stage)
                 self.completed.append(stage)

@@ -39,6 +39,22 @@ DOMAINS = {
 OPTIONAL = {"stage2_weight_decay", "warmup_epochs", "warmup_learning_rate", "steps_per_epoch"}
 
 
+# The builder argument each training flag sets (the builder's messages name the argument).
+BUILDER_FLAGS = {"binarizer": "--binarizer", "weight_clip": "--weight_clip", "pad_values": "--pad_values",
+                 "variant": "--variant", "recovery": "--recovery"}
+
+
+def _as_flag_error(message: str, model: str, size: int) -> str:
+    """The builder's refusal in the command's words: the flag behind the
+    argument it names; a size it refuses is --image_size's."""
+    argument = message.split(" ", 1)[0]
+    if argument in BUILDER_FLAGS:
+        return f"{BUILDER_FLAGS[argument]}{message[len(argument):]}"
+    if argument == "input_shape" or "height and width" in message:
+        return f"--image_size {size} does not fit {model}: {message}"
+    return f"{model}: {message}"
+
+
 def check_model(settings: dict) -> None:
     """The model, variant, input size, padding and head: builds the student
     once (no weights), so that every combination the builder refuses is
@@ -52,14 +68,17 @@ def check_model(settings: dict) -> None:
             "binarization with a recovery head."
         )
     size = settings["image_size"]
+    # The student's own options, as run.build_student passes them (binarizer
+    # None: the model's own), so that the builder's one argument check sees them.
+    binarizer = {"binarizer": settings["binarizer"]} if settings.get("binarizer") else {}
     try:
         model = zoo.build(
             spec.name, input_shape=(size, size, 3), num_classes=2, variant=settings["variant"],
             recovery=settings["recovery"], binary_weights=True, pad_values=settings["pad_values"],
-            classifier_activation=None,
+            classifier_activation=None, weight_clip=settings.get("weight_clip", False), **binarizer,
         )
     except ValueError as error:
-        raise ValueError(f"--image_size {size} does not fit {spec.name}: {error}") from error
+        raise ValueError(_as_flag_error(str(error), spec.name, size)) from error
     from ir2net_tf.deploy import zero_padding_hazards
 
     hazards = zero_padding_hazards(model)
