@@ -59,3 +59,13 @@ def test_the_lock_is_no_foreign_file_and_survives_replacing_a_run(tmp_path):
     model_dir.remove_run(str(tmp_path))
     assert os.path.exists(held.path)
     held.release()
+
+
+@pytest.mark.parametrize("pid", [-1, 0, "12", None])
+def test_a_lock_naming_no_process_is_stale(tmp_path, pid):
+    """A damaged lock (no usable process id) blocks no run: os.kill(-1 or 0)
+    would address a whole process group and call it alive."""
+    damaged = lock.Lock(str(tmp_path)).holder | {"pid": pid}
+    with open(os.path.join(tmp_path, lock.LOCK), "w") as f:
+        json.dump(damaged, f)
+    lock.Lock(str(tmp_path)).acquire().release()

@@ -37,6 +37,12 @@ def _process_start(pid: int) -> Optional[str]:
         return None
 
 
+def _is_pid(value) -> bool:
+    """A process id a lock can name (a damaged file's -1 or 0 would make
+    os.kill address a whole process group)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _alive(pid: int, started: Optional[str]) -> bool:
     try:
         os.kill(pid, 0)
@@ -112,7 +118,7 @@ class Lock:
                 "cannot be checked from here: if that run has ended (killed, or its machine lost), delete "
                 f"{self.path} and start again; otherwise use another --model_dir."
             )
-        elif _alive(int(holder.get("pid", -1)), holder.get("pid_start")):
+        elif _is_pid(holder.get("pid")) and _alive(holder["pid"], holder.get("pid_start")):
             raise ValueError(
                 f"The model directory {directory!r} is in use by another run ({holder_text(holder)}). Wait for it "
                 "to finish or stop it, or use another --model_dir."
