@@ -281,7 +281,9 @@ def test_mirrored_on_two_logical_cpus(tmp_path, capsys):
         args = [f"--model={spec.name}", f"--image_size={smallest_size(spec)}", "--batch_size=16", "--epochs=1",
                 f"--steps_per_epoch={STEPS}", "--verbose=0", "--strategy=mirrored", f"--model_dir={model_dir}"]
         script = textwrap.dedent(f"""
-            import sys, tensorflow as tf
+            import sys
+            import ir2net_tf  # before TensorFlow: selects Keras 2
+            import tensorflow as tf
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
             sys.argv = ["train", *{args!r}]

@@ -29,6 +29,8 @@ def stage_end(stage: str, rows: list) -> str:
     last = rows[-1]
     best = max(float(r["val_accuracy"]) for r in rows)
     seconds = sum(float(r["seconds"] or 0) for r in rows)
+    # kept is blank where restriction is off (λ 0, the IR-Net models).
+    kept = f"pixels kept {float(last['kept']):.4f}" if last.get("kept") else "restriction off"
     return (f"=== Stage {stage} done: {_plural(len(rows), 'epoch')} in {seconds:.0f} s; held-out top-1 "
             f"{100 * float(last['val_accuracy']):.2f} % (best {100 * best:.2f} %), train loss "
-            f"{float(last['loss']):.3f}, pixels kept {float(last['kept']):.4f} ===")
+            f"{float(last['loss']):.3f}, {kept} ===")
