@@ -477,12 +477,15 @@ def parity(model, flatbuffer: bytes, inputs: np.ndarray, labels: Optional[np.nda
     actual = run_flatbuffer(flatbuffer, inputs)
     if actual.shape != expected.shape:
         raise DeployError(f"The flatbuffer outputs shape {actual.shape}, Keras {expected.shape}.")
-    keras_top1, lce_top1 = expected.argmax(-1), actual.argmax(-1)
-    difference = np.abs(actual - expected).reshape(len(inputs), -1).max(axis=1)
+    # One output vector per input: (N, classes) as it is; a model that outputs
+    # feature maps (a backbone, a test model) is judged on its whole map.
+    flat_expected, flat_actual = expected.reshape(len(inputs), -1), actual.reshape(len(inputs), -1)
+    keras_top1, lce_top1 = flat_expected.argmax(1), flat_actual.argmax(1)
+    difference = np.abs(flat_actual - flat_expected).max(axis=1)
     scale = max(1.0, float(np.abs(expected).max()))
     tolerance = CLOSE_TOLERANCE * scale
     agree = keras_top1 == lce_top1
-    ordered = np.sort(expected.reshape(len(inputs), -1), axis=1)
+    ordered = np.sort(flat_expected, axis=1)
     near = ordered[:, -1] - ordered[:, -2] <= NEAR_TIE * scale
     result = {
         "samples": int(len(inputs)),
