@@ -82,7 +82,7 @@ NETWORKS = (
     Network("BinaryDenseNet28", "literature", 60.91, 82.83, (3, 23, 45, 67), 87, _DENSENET_TAPS),
     Network("BinaryDenseNet37", "literature", 62.89, 84.19, (3, 23, 51, 91), 114, _DENSENET_TAPS),
     Network("BinaryDenseNet37Dilated", "literature", 64.34, 85.15, (3, 23), 112, "stem (112²), first section (56²); F is 28²",
-            stride=8, min_size=16),
+            stride=8, min_size=56),  # below 50 px larq-zoo builds a CIFAR stem: other layer positions
     Network("BinaryDenseNet45", "literature", 64.59, 85.21, (3, 23, 63, 109), 138, _DENSENET_TAPS),
     Network("BinaryResNetE18", "literature", 58.32, 80.79, (3, 17, 32, 47), 63, _RESNET_TAPS),
     Network("DoReFaNet", "literature", 53.39, 76.50, (3, 6, 11), 12, _DOREFA_TAPS, stride=1, min_size=80),
