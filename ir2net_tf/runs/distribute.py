@@ -121,6 +121,9 @@ def check_port_free(resolver) -> None:
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET) as probe:
+        # As gRPC binds: a port whose last connections are only in TIME_WAIT
+        # (a worker restarted after a kill) is free; a live listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("", port))
         except OSError as error:
