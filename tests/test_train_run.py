@@ -129,7 +129,7 @@ def test_cli_errors_name_the_problem_without_a_traceback(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     cases = [
-        (["--model=NoSuchNet"], "Unknown model 'NoSuchNet'; choose one of ['IR2ResNet18'"),
+        (["--model=NoSuchNet"], "Unknown model 'NoSuchNet'; choose one of ['IR2BiRealNet', 'IR2BinaryAlexNet'"),
         (["--variant=Z"], "Unknown variant 'Z' for IR2ResNet20; choose one of ['paper', 'A'"),
         ([f"--model_dir={blocker}/run"], "is not writable"),
         ([f"--dataset={tmp_path}/missing_folder/"], "does not exist"),
@@ -143,5 +143,6 @@ def test_cli_errors_name_the_problem_without_a_traceback(tmp_path):
 
 
 def test_imagenet_not_downloaded_says_where_the_tar_files_go(tmp_path):
-    with pytest.raises(ValueError, match=r"ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in \S*manual"):
+    with pytest.raises(ValueError, match=r"ILSVRC2012_img_train.tar must be at \S*manual/ILSVRC2012_img_train.tar \(it is not there\); "
+                       r"ILSVRC2012_img_val.tar must be at \S*manual/ILSVRC2012_img_val.tar"):
         data.load("imagenet2012", image_size=32, data_dir=str(tmp_path))
