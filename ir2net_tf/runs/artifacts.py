@@ -21,6 +21,9 @@ METRIC_COLUMNS = (
     "stage", "epoch", "loss", "accuracy", "top5", "kept", "val_loss", "val_accuracy", "val_top5",
     "learning_rate", "seconds",
 )
+# A row's numbers (all but stage and epoch), as the checkpoint keeps the last
+# finished epoch's (runs/callbacks.py RunState.publish).
+ROW_VALUES = METRIC_COLUMNS[2:]
 
 
 def stage_weights(stage: str, kind: str) -> str:

@@ -32,6 +32,29 @@ def save(manager: tf.train.CheckpointManager, number: int) -> str:
         raise cannot_write(manager.directory, OSError(reason)) from None
 
 
+def restore(path: str, parts: dict) -> None:
+    """Restores the checkpoint ``path`` into ``parts`` (the objects of the
+    run's ``tf.train.Checkpoint``), all or nothing. Parts the file does not
+    have (it was written before they existed, e.g. ``last_row``) keep their
+    initial values.
+
+    Raises:
+        ValueError: one line naming the file, when it does not fit the model
+            this command builds.
+    """
+    present = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+    try:
+        tf.train.Checkpoint(**{k: v for k, v in parts.items() if k in present}).restore(
+            path).assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        text = str(error).strip().splitlines()
+        raise ValueError(
+            f"The checkpoint {path} does not fit the model this command builds ({text[0][:160] if text else ''}): "
+            "it was written with other settings. Repeat the flags the run was started with (its config.json "
+            "lists them) to resume it, or pass --overwrite to start afresh, or choose another --model_dir."
+        ) from None
+
+
 def candidates(directory: str) -> List[str]:
     """The checkpoints in ``directory``, newest first: the manager's own list,
     then any others found on disk (by step number)."""

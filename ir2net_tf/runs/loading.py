@@ -113,11 +113,14 @@ def read_config(model_dir: str) -> dict:
 
 
 def run_weights(model_dir: str, config: dict) -> str:
-    """The run's best weights, else its final weights."""
+    """The run's best weights, else its final weights: those of its last
+    completed stage, else those of the epochs its final stage has finished."""
     names = {"best": artifacts.BEST_WEIGHTS, "final": artifacts.FINAL_WEIGHTS}
     names.update(config.get("weights") or {})
-    for kind in ("best", "final"):
-        path = os.path.join(model_dir, names[kind])
+    final_stage = "1" if (config.get("training") or {}).get("stage") == "1" else "2"
+    candidates = [names["best"], names["final"]] + [artifacts.stage_weights(final_stage, k) for k in ("best", "final")]
+    for name in candidates:
+        path = os.path.join(model_dir, name)
         if os.path.isfile(path):
             return path
     stage1 = [n for n in (artifacts.stage_weights("1", k) for k in ("best", "final"))

@@ -194,7 +194,13 @@ class Run:
             optimizer.build(student.trainable_variables)
             epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        checkpoint = tf.train.Checkpoint(model=student, optimizer=optimizer, epoch=epoch, step=step)
+        # The last finished epoch's metrics row. Outside the strategy: a plain
+        # host variable (float64, which TPUs do not hold), equal on every worker.
+        with tf.device("CPU:0"):
+            last_row = tf.Variable(tf.fill([len(artifacts.ROW_VALUES)], tf.constant(float("nan"), tf.float64)),
+                                   trainable=False, name="last_row")
+        parts = dict(model=student, optimizer=optimizer, epoch=epoch, step=step, last_row=last_row)
+        checkpoint = tf.train.Checkpoint(**parts)
         directory = self.path(os.path.join(artifacts.CHECKPOINTS, f"stage{stage}"))
         # Every worker saves (a collective); only the chief's are kept, and
         # every worker resumes from the chief's.
@@ -202,7 +208,7 @@ class Run:
             checkpoint, distribute.write_path(directory, self.strategy, folder=True), max_to_keep=2)
         latest = distribute.share(self.strategy, f"restore/stage{stage}", lambda: checkpoints.newest_intact(directory))
         if latest:
-            checkpoint.restore(latest).assert_existing_objects_matched()
+            checkpoints.restore(latest, parts)
             logging.info(
                 "Resuming stage %s from %s: epoch %d, step %d (optimizer step %d).", stage,
                 latest, int(epoch.numpy()) + 1, int(step.numpy()), int(optimizer.iterations.numpy()),
@@ -222,8 +228,8 @@ class Run:
                      (restriction_logs, True), (logs, True)]
         try:
             with StopSignals() as signals:
-                self._fit_stage(stage, trainer, student, schedule, optimizer, manager, epoch, step, signals,
-                                directory, logs, restriction_logs)
+                self._fit_stage(stage, trainer, student, schedule, optimizer, manager, epoch, step, last_row,
+                                signals, directory, logs, restriction_logs)
         except tf.errors.OpError as error:
             if not distribute.multi_worker(self.strategy):
                 raise
@@ -238,15 +244,17 @@ class Run:
             for path, folder in temporary:
                 distribute.remove_temporary(path, self.strategy, folder=folder)
 
-    def _fit_stage(self, stage, trainer, student, schedule, optimizer, manager, epoch, step, signals, directory,
-                   logs, restriction_logs):
+    def _fit_stage(self, stage, trainer, student, schedule, optimizer, manager, epoch, step, last_row, signals,
+                   directory, logs, restriction_logs):
         """The stage's epochs, one ``fit`` each, from the restored position."""
         s, ds, strategy = self.settings, self.dataset, self.strategy
         state = callbacks.RunState(
             stage=stage, manager=manager, epoch=epoch, step=step, student=student, model_dir=self.model_dir,
             every=self.checkpoint_every, schedule=schedule, optimizer=optimizer, strategy=strategy,
-            signals=signals, checkpoint_dir=directory,
+            signals=signals, checkpoint_dir=directory, steps=self.steps_per_epoch(), last_row=last_row,
         )
+        # Resumed at an epoch's end: its files may not have been written yet.
+        state.publish()
         extra = [callbacks.Progress(s["epochs"])] if self.verbose and self.chief else []
         if binarization.uses_irnet(student):  # IR-Net's EDE temperature, set at every epoch start
             extra.append(binarization.EDESchedule(student, s["epochs"]))
@@ -271,6 +279,11 @@ class Run:
         while int(epoch.numpy()) < s["epochs"]:
             current, skip = int(epoch.numpy()), int(step.numpy())
             self.position = state.position
+            if skip >= self.steps_per_epoch():
+                # A checkpoint of an epoch's last step (earlier versions wrote
+                # them): only the epoch's end is left to do.
+                self._end_epoch_without_steps(trainer, state, evaluation, current)
+                continue
             trainer.fit(
                 self._train_input(current, skip), initial_epoch=current, epochs=current + 1,
                 steps_per_epoch=self.steps_per_epoch() - skip,
@@ -283,7 +296,19 @@ class Run:
                     f"{state.nan_at[1]}. The run stopped; the last good checkpoint is kept ({kept}). Lower "
                     "--learning_rate (or check the data), then start again with the same flags to resume."
                 )
+            if state.stop_requested:  # at the epoch's last step: its end is saved
+                raise state.stopped()
 
+    def _end_epoch_without_steps(self, trainer, state, evaluation, epoch):
+        """The end of epoch ``epoch`` (validation, checkpoint, files) for a run
+        whose checkpoint already holds all of the epoch's steps; the training
+        columns come from the epoch's row if the killed run had written it."""
+        state.set_model(trainer)
+        results = trainer.evaluate(evaluation, return_dict=True, verbose=0, callbacks=[state])
+        rows = artifacts.read_metrics(self.path(artifacts.METRICS))
+        row = next((r for r in rows if (r["stage"], r["epoch"]) == (state.stage, str(epoch + 1))), {})
+        training = {k: float(row[k]) for k in ("loss", "accuracy", "top5", "kept") if row.get(k)}
+        state.on_epoch_end(epoch, {**training, **{f"val_{name}": value for name, value in results.items()}})
 
     def _train_input(self, epoch, skip):
         """Epoch ``epoch``'s training batches from global batch ``skip`` on; on a
