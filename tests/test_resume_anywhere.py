@@ -28,8 +28,6 @@ from ir2net_tf.runs import artifacts, checkpoints, loading
 
 from tests_support import ENV, REPO, weights_file_values
 
-pytestmark = pytest.mark.slow
-
 # Two stages of two 4-step epochs, a checkpoint every 2 steps: every kind of
 # moment (steps, step and epoch-end checkpoints, validation, the epoch's
 # files, between epochs, the stage change, the run's final files) in a short run.
@@ -148,6 +146,7 @@ def uninterrupted(tmp_path_factory):
     return model_dir, writes, span
 
 
+@pytest.mark.slow
 def test_killed_at_any_moment_resumes_to_the_same_weights(uninterrupted, tmp_path):
     reference, writes, span = uninterrupted
     model_dir = str(tmp_path / "run")
@@ -173,6 +172,7 @@ def test_killed_at_any_moment_resumes_to_the_same_weights(uninterrupted, tmp_pat
             np.testing.assert_array_equal(weights[name][key], value, err_msg=f"{name}: {key}")
 
 
+@pytest.mark.slow
 def test_a_cluster_killed_at_any_moment_resumes_to_the_same_weights(tmp_path):
     """Two workers on 127.0.0.1 (one stage): both killed at a file, one killed
     at a file and at a time (the other then ends on its own, saying it lost
@@ -201,3 +201,33 @@ def test_a_cluster_killed_at_any_moment_resumes_to_the_same_weights(tmp_path):
     for name, arrays in expected_weights.items():
         for key, value in arrays.items():
             np.testing.assert_array_equal(weights[name][key], value, err_msg=f"{name}: {key}")
+
+
+def test_a_checkpoint_that_does_not_fit_is_one_line_naming_it(tmp_path):
+    small, large = (tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(units)]) for units in (2, 3))
+    path = tf.train.Checkpoint(model=small, epoch=tf.Variable(1)).save(str(tmp_path / "ckpt"))
+    epoch = tf.Variable(0)
+    # A part the file lacks (a checkpoint from before it existed) keeps its value.
+    checkpoints.restore(path, dict(model=tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)]),
+                                   epoch=epoch, last_row=tf.Variable([7.0])))
+    assert int(epoch.numpy()) == 1
+    with pytest.raises(ValueError) as error:
+        checkpoints.restore(path, dict(model=large, epoch=epoch))
+    message = str(error.value)
+    assert "\n" not in message and path in message and "--overwrite" in message, message
+
+
+def test_an_unfinished_run_exports_the_epochs_its_final_stage_finished(tmp_path):
+    config = {"model": "IR2ResNet20", "training": {"stage": "2"}}
+    with pytest.raises(ValueError, match="has not finished an epoch"):
+        loading.run_weights(str(tmp_path), config)
+    (tmp_path / artifacts.stage_weights("2", "final")).write_bytes(b"w")
+    assert loading.run_weights(str(tmp_path), config).endswith(artifacts.stage_weights("2", "final"))
+    (tmp_path / artifacts.stage_weights("2", "best")).write_bytes(b"w")
+    assert loading.run_weights(str(tmp_path), config).endswith(artifacts.stage_weights("2", "best"))
+    # Stage 1 of --stage both is not the binary model the run is for: named, with how to use it anyway.
+    both = {"model": "IR2ResNet20", "training": {"stage": "both"}}
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / artifacts.stage_weights("1", "best")).write_bytes(b"w")
+    with pytest.raises(ValueError, match="stopped during stage 1"):
+        loading.run_weights(str(tmp_path / "one"), both)
