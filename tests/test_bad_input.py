@@ -53,7 +53,10 @@ def train_cli(capsys, *args):
 def export_cli(capsys, *args):
     from ir2net_tf.export.cli import main
 
-    code = main(list(args))
+    try:
+        code = main(list(args))
+    except SystemExit as exit:  # argparse's refusal while parsing, as the process would exit
+        code = exit.code
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     return code, out, err
@@ -62,7 +65,10 @@ def export_cli(capsys, *args):
 def zoo_cli(capsys, *args):
     from ir2net_tf.catalog.cli import main
 
-    code = main(list(args))
+    try:
+        code = main(list(args))
+    except SystemExit as exit:  # argparse's refusal while parsing, as the process would exit
+        code = exit.code
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     return code, out, err
@@ -247,7 +253,7 @@ def test_bad_flags_are_refused_before_any_file(tmp_path, capsys, args, flag):
     folder = tmp_path / "run"
     code, _, err = train_cli(capsys, *SMALL, *args, f"--model_dir={folder}")
     # A flag's own domain or path rule (flag_domains, path_args): exit 2 while parsing.
-    parsing = args[-1].split("=")[0] in ("--epochs", "--init_weights", "--weights", "--data_dir")
+    parsing = args == ["--epochs=0"] or args[-1].split("=")[0] in ("--init_weights", "--weights", "--data_dir")
     assert code == (2 if parsing else 1) and flag in err, err
     assert "Unknown variant None" not in err
     assert not folder.exists()

@@ -58,7 +58,8 @@ RULES: Dict[str, Rule] = {
     "binarizer": fixed("the binary convolutions' quantizers: another model"),
     "recovery": fixed("with or without the recovery head: another model", _recipe("recovery")),
     "pad_values": fixed("the binary convolutions' padding: other numbers", _recipe("pad_values")),
-    "weight_clip": fixed("clipping the latent weights changes every update", _recipe("weight_clip")),
+    # Runs from before the flag existed clipped (docs/ir2_step.md): True when absent.
+    "weight_clip": fixed("clipping the latent weights changes every update", True),
     "image_size": fixed("the model's input and the data it sees"),
     # The data.
     "dataset": fixed("the data"),
