@@ -306,7 +306,8 @@ def add_arguments(parser) -> None:
                         help=f"rows whose training throughput is measured (default: {', '.join(DEFAULT_TRAIN)}; "
                              "'all', or nothing to skip)")
     parser.add_argument("--train_batch", type=argparse_type(at_least(1)), default=8)
-    parser.add_argument("--cache_dir", type=path_args.argparse_type(path_args.PathArg(path_args.DIR, must_exist=False)),
+    parser.add_argument("--cache_dir",
+                        type=path_args.argparse_type(path_args.PathArg(path_args.DIR, must_exist=False)),
                         help="keep the .tflite files here and reuse them on the next run "
                                             "(created if missing)")
     parser.add_argument("--output_dir", default="benchmark",

@@ -36,7 +36,8 @@ DEFAULT_VERIFY_IMAGES = 400  # all 360 held-out digits; a few seconds for an Ima
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=command_name("export"), description=__doc__.split("\n\n")[0])
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--model-dir", "--model_dir", type=path_args.argparse_type(PathArg(DIR, what="a run's folder")),
+    where.add_argument("--model-dir", "--model_dir",
+                       type=path_args.argparse_type(PathArg(DIR, what="a run's folder")),
                        help="A `python -m train` model directory (config.json + weights).")
     where.add_argument("--model", help="A zoo model name (see ir2net_tf.zoo.MODELS).")
     p.add_argument("--weights", type=path_args.argparse_type(PathArg(
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-recovery", "--no_recovery", action="store_true", help="Bare backbone, no recovery head.")
     p.add_argument("--binarizer", choices=("bireal", "irnet"), help="Binary convs' quantizers (default: the model's).")
     p.add_argument("--logits", action="store_true", help="Export logits instead of softmax probabilities.")
-    p.add_argument("--output", "-o", type=path_args.argparse_type(PathArg(FILE, must_exist=False, suffixes=(".tflite",))),
+    p.add_argument("--output", "-o",
+                   type=path_args.argparse_type(PathArg(FILE, must_exist=False, suffixes=(".tflite",))),
                    help="The .tflite path (default: <model-dir>/model.tflite or ./<model>.tflite).")
     p.add_argument("--target", choices=deploy.TARGETS, default="arm", help="LCE target (default arm).")
     p.add_argument("--input-type", "--input_type", choices=sorted(deploy.IO_TYPES), default="float32")

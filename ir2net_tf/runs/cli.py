@@ -17,8 +17,8 @@ import sys
 from absl import app, flags, logging
 
 from ir2net_tf import flag_domains as domains
-from ir2net_tf.path_args import DIR, FILE, WEIGHTS_SUFFIXES, PathArg, DEFINE_path
 from ir2net_tf.command_name import command_name
+from ir2net_tf.path_args import DIR, FILE, WEIGHTS_SUFFIXES, DEFINE_path, PathArg
 from ir2net_tf.runs import at_resume, recipes, validation
 
 FLAGS = flags.FLAGS
@@ -86,14 +86,17 @@ DEFINE_path("model_dir", "runs/demo", "Where the run's config, checkpoints, weig
 flags.DEFINE_boolean("overwrite", False, "Delete a different run found in --model_dir and start afresh.")
 domains.DEFINE_integer("checkpoint_every", 500, "Save a checkpoint every N steps (and at every epoch's end).",
                        domains.at_least(1))
-flags.DEFINE_enum("strategy", at_resume.RUN_OPTIONS["strategy"], ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
+flags.DEFINE_enum("strategy", at_resume.RUN_OPTIONS["strategy"], ["default", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy.")
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 domains.DEFINE_integer("cluster_timeout", 300, "--strategy=multi_worker: seconds to wait for every worker at "
                        "start-up.", domains.at_least(1))
-flags.DEFINE_boolean("mixed_precision", at_resume.RUN_OPTIONS["mixed_precision"], "float16 (bfloat16 on TPU) compute, for accelerators.")
+flags.DEFINE_boolean("mixed_precision", at_resume.RUN_OPTIONS["mixed_precision"],
+                     "float16 (bfloat16 on TPU) compute, for accelerators.")
 flags.DEFINE_boolean("jit_compile", at_resume.RUN_OPTIONS["jit_compile"], "Compile the training step with XLA.")
-flags.DEFINE_boolean("restriction_shortcut", at_resume.RUN_OPTIONS["restriction_shortcut"], "When the mask keeps every pixel of a replica's batch, skip the "
-                     "second pass (its result is the first's; batch-norm moving statistics updated in closed form).")
+flags.DEFINE_boolean("restriction_shortcut", at_resume.RUN_OPTIONS["restriction_shortcut"],
+                     "When the mask keeps every pixel of a replica's batch, skip the second pass (its result is "
+                     "the first's; batch-norm moving statistics updated in closed form).")
 DEFINE_path("init_weights", at_resume.RUN_OPTIONS["init_weights"], "Stage-1 weights for --stage 2 (default: the "
             "model directory's).", PathArg(FILE, suffixes=WEIGHTS_SUFFIXES, checkpoint=True, what="a weights file"))
 DEFINE_path("weights", None, "--mode evaluate: weights file (default: the run's best).",
@@ -101,7 +104,6 @@ DEFINE_path("weights", None, "--mode evaluate: weights file (default: the run's 
 flags.DEFINE_enum("padding", None, ["same", "pytorch"], "--mode evaluate --model: 'pytorch' for weights from "
                   "`python -m zoo import-pytorch` (ImageNet models).")
 domains.DEFINE_integer("verbose", 1, "Progress bars (1) or none (0).", domains.one_of(0, 1, integer=True))
-
 
 
 def _declare_resume_rules() -> None:
