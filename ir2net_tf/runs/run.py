@@ -62,7 +62,7 @@ class Run:
         # against them; init_weights as an absolute path, valid from any folder.
         options = dict(strategy=strategy, mixed_precision=mixed_precision, jit_compile=jit_compile,
                        restriction_shortcut=restriction_shortcut,
-                       init_weights=init_weights and os.path.abspath(os.path.expanduser(init_weights)))
+                       init_weights=os.path.abspath(os.path.expanduser(init_weights)) if init_weights else None)
         settings = dict(absolute_dataset(settings), **options)
         self.settings = settings
         self.checkpoint_every, self.jit_compile, self.verbose = checkpoint_every, jit_compile, verbose
