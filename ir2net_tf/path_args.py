@@ -27,7 +27,6 @@ FILE, DIR, FILE_OR_DIR = "file", "folder", "file or folder"
 # Keras' weights formats, as ir2net_tf.weights reads them (any other name
 # is read as a TensorFlow checkpoint: PathArg.checkpoint).
 WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
 
 
@@ -38,7 +37,8 @@ class PathArg:
     Attributes:
         kind: FILE, DIR or FILE_OR_DIR.
         must_exist: an input (True), or an output that may not exist yet.
-        suffixes: a file's accepted name endings (empty: any); a folder's are not checked.
+        suffixes: a file's accepted name endings, lower case (photo.JPG is a .jpg; empty:
+            any); a folder's are not checked.
         checkpoint: a TensorFlow checkpoint's prefix (``ckpt-3``, with
             ``ckpt-3.index`` beside it) also counts, and then any name does.
         what: what the path is, for messages ("a stage-1 weights file").
@@ -75,7 +75,7 @@ class PathArg:
         return None if is_dir else self._format_problem(path)
 
     def _format_problem(self, path: str) -> Optional[str]:
-        if self.suffixes and self.kind != DIR and not os.path.isdir(path) and not path.endswith(self.suffixes) \
+        if self.suffixes and self.kind != DIR and not os.path.isdir(path) and not path.lower().endswith(self.suffixes) \
                 and not self.checkpoint:
             return f"{path!r} is not {self.describe()}: its name must end in {' or '.join(self.suffixes)}"
         return None

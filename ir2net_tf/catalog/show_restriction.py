@@ -11,6 +11,7 @@ from ir2net_tf.files import atomic_write
 from ir2net_tf.flag_domains import argparse_type, at_least
 from ir2net_tf import path_args
 from ir2net_tf.path_args import DIR, FILE, FILE_OR_DIR, PathArg
+from ir2net_tf.export.inputs import IMAGE_SUFFIXES  # what --images reads (export.inputs.load_images)
 from ir2net_tf.restriction import DEFAULT_LAMBDA, NORMALIZATIONS
 
 
@@ -24,7 +25,8 @@ def add_arguments(parser) -> None:
     source.add_argument("--input_size", type=argparse_type(at_least(1)), help="input height and width for --model")
     images = parser.add_argument_group("images (one of)")
     images.add_argument("--images", type=path_args.argparse_type(PathArg(
-        FILE_OR_DIR, suffixes=path_args.ARRAY_SUFFIXES + path_args.IMAGE_SUFFIXES)), help="an image file, a folder of images, or a .npy/.npz array")
+        FILE_OR_DIR, suffixes=path_args.ARRAY_SUFFIXES + IMAGE_SUFFIXES)),
+        help="an image file, a folder of images, or a .npy/.npz array")
     images.add_argument("--digits", type=argparse_type(at_least(1)), metavar="N",
                         help="the first N held-out digits (the demo data)")
     parser.add_argument("--lambda", dest="lam", type=argparse_type(at_least(0, integer=False)), default=DEFAULT_LAMBDA,

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LCE's experimental default int8 range (dummy quantization, latency tests only).")
     p.add_argument("--no-verify", "--no_verify", action="store_true", help="Skip the Keras/LCE parity check.")
     p.add_argument("--images", type=path_args.argparse_type(PathArg(
-        FILE_OR_DIR, suffixes=path_args.ARRAY_SUFFIXES + path_args.IMAGE_SUFFIXES)), help=".npy/.npz array (npz: x, y) or image file/folder for the parity check.")
+        FILE_OR_DIR, suffixes=path_args.ARRAY_SUFFIXES + inputs.IMAGE_SUFFIXES)),
+        help=".npy/.npz array (npz: x, y) or image file/folder for the parity check.")
     p.add_argument("--verify-images", "--verify_images", type=argparse_type(at_least(0)), default=DEFAULT_VERIFY_IMAGES,
                    metavar="N",
                    help="With --model-dir: the first N images of the run's held-out split for the parity check, "
