@@ -31,6 +31,7 @@ from ir2net_tf.complexity import complexity
 from ir2net_tf.evaluation import TFLITE_IDENTIFIER
 from ir2net_tf.files import atomic_write, check_writable_dir, refuse_file
 from ir2net_tf.flag_domains import argparse_type, at_least
+from ir2net_tf import path_args
 from ir2net_tf.models import larq_zoo_backbones
 
 BASELINE = "Bi-Real backbone"
@@ -305,9 +306,12 @@ def add_arguments(parser) -> None:
                         help=f"rows whose training throughput is measured (default: {', '.join(DEFAULT_TRAIN)}; "
                              "'all', or nothing to skip)")
     parser.add_argument("--train_batch", type=argparse_type(at_least(1)), default=8)
-    parser.add_argument("--cache_dir", help="keep the .tflite files here and reuse them on the next run "
+    parser.add_argument("--cache_dir",
+                        type=path_args.argparse_type(path_args.PathArg(path_args.DIR, must_exist=False)),
+                        help="keep the .tflite files here and reuse them on the next run "
                                             "(created if missing)")
-    parser.add_argument("--output_dir", default="benchmark", help="where results.json/.md and tradeoff.png go")
+    parser.add_argument("--output_dir", default="benchmark",
+                        type=path_args.argparse_type(path_args.PathArg(path_args.DIR, must_exist=False)), help="where results.json/.md and tradeoff.png go")
     parser.add_argument("--no_instructions", action="store_true",
                         help="skip the valgrind instruction count (about a minute per row where valgrind is installed)")
     measured.add_arguments(parser)

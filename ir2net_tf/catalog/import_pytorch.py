@@ -20,6 +20,7 @@ from typing import List, Optional
 
 from ir2net_tf.command_name import command_name
 from ir2net_tf.flag_domains import argparse_type, at_least
+from ir2net_tf import path_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,13 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog=f"{command_name('zoo')} import-pytorch",
         description="Import an authors' PyTorch IR²Net ImageNet checkpoint into Keras weights.",
     )
-    p.add_argument("checkpoint", help="The reference's checkpoint.pth.tar (or a saved state dict).")
+    p.add_argument("checkpoint", type=path_args.argparse_type(path_args.PathArg(path_args.FILE)), help="The reference's checkpoint.pth.tar (or a saved state dict).")
     from ir2net_tf.pytorch_import import importable_models
 
     p.add_argument("--model", choices=[s.name for s in importable_models()],
                    help="Expected model (default: detected from the checkpoint).")
     p.add_argument("--variant", help="Expected variant (default: detected from the checkpoint).")
-    p.add_argument("--output", "-o", required=True,
+    p.add_argument("--output", "-o", required=True, type=path_args.argparse_type(path_args.PathArg(
+        path_args.FILE, must_exist=False, suffixes=(".weights.h5", ".h5"))),
                    help="Keras weights file to write: NAME.weights.h5 (Keras' weights format, loads into the "
                         "padding='pytorch' model) or NAME.h5 (legacy HDF5, loads into either padding).")
     p.add_argument("--step1", action="store_true",

@@ -7,6 +7,7 @@ reported figures."""
 from typing import Dict, Iterable, Optional, Tuple
 
 from ir2net_tf.flag_domains import argparse_type, at_least
+from ir2net_tf import path_args
 
 Key = Tuple[str, Optional[str]]
 
@@ -18,7 +19,7 @@ def add_arguments(parser) -> None:
                        help="weights of a zoo model to evaluate, e.g. IR2ResNet18:B=ir2resnet18_b.weights.h5 "
                             "or IR2ResNet20=runs/demo/best.weights.h5 (repeatable); needs --dataset")
     group.add_argument("--dataset", help="digits, a tensorflow-datasets name or an image folder, as `python -m train`")
-    group.add_argument("--data_dir", help="tensorflow-datasets data directory")
+    group.add_argument("--data_dir", type=path_args.argparse_type(path_args.PathArg(path_args.DIR)), help="tensorflow-datasets data directory")
     group.add_argument("--image_size", type=argparse_type(at_least(1)),
                        help="input size for the measured models (the zoo default)")
     group.add_argument("--padding", choices=("same", "pytorch"),

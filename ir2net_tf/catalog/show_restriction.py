@@ -9,18 +9,24 @@ import numpy as np
 
 from ir2net_tf.files import atomic_write
 from ir2net_tf.flag_domains import argparse_type, at_least
+from ir2net_tf import path_args
+from ir2net_tf.path_args import DIR, FILE, FILE_OR_DIR, PathArg
+from ir2net_tf.export.inputs import IMAGE_SUFFIXES  # what --images reads (export.inputs.load_images)
 from ir2net_tf.restriction import DEFAULT_LAMBDA, NORMALIZATIONS
 
 
 def add_arguments(parser) -> None:
     source = parser.add_argument_group("model (one of)")
-    source.add_argument("--model_dir", help="a run of `python -m train` (its config.json and best weights)")
+    source.add_argument("--model_dir", type=path_args.argparse_type(PathArg(DIR, what="a run's folder")), help="a run of `python -m train` (its config.json and best weights)")
     source.add_argument("--model", help="a zoo model name, with --variant/--weights/--input_size")
     source.add_argument("--variant", help="zoo model variant (default: the paper's head)")
-    source.add_argument("--weights", help="weights file for --model (default: random initialization)")
+    source.add_argument("--weights", type=path_args.argparse_type(PathArg(
+        FILE, suffixes=path_args.WEIGHTS_SUFFIXES, checkpoint=True, what="a weights file")), help="weights file for --model (default: random initialization)")
     source.add_argument("--input_size", type=argparse_type(at_least(1)), help="input height and width for --model")
     images = parser.add_argument_group("images (one of)")
-    images.add_argument("--images", help="an image file, a folder of images, or a .npy/.npz array")
+    images.add_argument("--images", type=path_args.argparse_type(PathArg(
+        FILE_OR_DIR, suffixes=path_args.ARRAY_SUFFIXES + IMAGE_SUFFIXES)),
+        help="an image file, a folder of images, or a .npy/.npz array")
     images.add_argument("--digits", type=argparse_type(at_least(1)), metavar="N",
                         help="the first N held-out digits (the demo data)")
     parser.add_argument("--lambda", dest="lam", type=argparse_type(at_least(0, integer=False)), default=DEFAULT_LAMBDA,
@@ -32,7 +38,8 @@ def add_arguments(parser) -> None:
         help="use batch-norm moving statistics (deployed behaviour) instead of the training step's batch statistics",
     )
     parser.add_argument("--stages", action="store_true", help="also show each stage's attention map")
-    parser.add_argument("--output_dir", default=None, help="where the PNGs go (default: MODEL_DIR/restriction or ./restriction)")
+    parser.add_argument("--output_dir", default=None, type=path_args.argparse_type(PathArg(DIR, must_exist=False)),
+                        help="where the PNGs go (default: MODEL_DIR/restriction or ./restriction)")
 
 
 def _load_model(args):

@@ -23,6 +23,8 @@ from ir2net_tf.command_name import command_name
 from ir2net_tf.files import atomic_write_together
 from ir2net_tf.flag_domains import FINITE, argparse_type, at_least, fraction, one_of
 from ir2net_tf.layers import PAD_VALUES
+from ir2net_tf import path_args
+from ir2net_tf.path_args import DIR, FILE, FILE_OR_DIR, PathArg
 from ir2net_tf.deploy import DeployError
 
 from ir2net_tf.export import inputs, report
@@ -34,9 +36,12 @@ DEFAULT_VERIFY_IMAGES = 400  # all 360 held-out digits; a few seconds for an Ima
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=command_name("export"), description=__doc__.split("\n\n")[0])
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--model-dir", "--model_dir", help="A `python -m train` model directory (config.json + weights).")
+    where.add_argument("--model-dir", "--model_dir",
+                       type=path_args.argparse_type(PathArg(DIR, what="a run's folder")),
+                       help="A `python -m train` model directory (config.json + weights).")
     where.add_argument("--model", help="A zoo model name (see ir2net_tf.zoo.MODELS).")
-    p.add_argument("--weights", help="Weights file (default with --model-dir: its best, else final weights; "
+    p.add_argument("--weights", type=path_args.argparse_type(PathArg(
+        FILE, suffixes=path_args.WEIGHTS_SUFFIXES, checkpoint=True, what="a weights file")), help="Weights file (default with --model-dir: its best, else final weights; "
                    "with --model: none, random weights with randomized batch-norm statistics).")
     p.add_argument("--variant", help="Zoo model variant (`python -m zoo list` shows each model's; default: the paper's head).")
     p.add_argument("--input-size", "--input_size", type=argparse_type(at_least(1)),
@@ -50,14 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-recovery", "--no_recovery", action="store_true", help="Bare backbone, no recovery head.")
     p.add_argument("--binarizer", choices=("bireal", "irnet"), help="Binary convs' quantizers (default: the model's).")
     p.add_argument("--logits", action="store_true", help="Export logits instead of softmax probabilities.")
-    p.add_argument("--output", "-o", help="The .tflite path (default: <model-dir>/model.tflite or ./<model>.tflite).")
+    p.add_argument("--output", "-o",
+                   type=path_args.argparse_type(PathArg(FILE, must_exist=False, suffixes=(".tflite",))),
+                   help="The .tflite path (default: <model-dir>/model.tflite or ./<model>.tflite).")
     p.add_argument("--target", choices=deploy.TARGETS, default="arm", help="LCE target (default arm).")
     p.add_argument("--input-type", "--input_type", choices=sorted(deploy.IO_TYPES), default="float32")
     p.add_argument("--output-type", "--output_type", choices=sorted(deploy.IO_TYPES), default="float32")
     p.add_argument("--int8-range", "--int8_range", type=argparse_type(FINITE), nargs=2, metavar=("MIN", "MAX"),
                    help="LCE's experimental default int8 range (dummy quantization, latency tests only).")
     p.add_argument("--no-verify", "--no_verify", action="store_true", help="Skip the Keras/LCE parity check.")
-    p.add_argument("--images", help=".npy/.npz array (npz: x, y) or image file/folder for the parity check.")
+    p.add_argument("--images", type=path_args.argparse_type(PathArg(
+        FILE_OR_DIR, suffixes=path_args.ARRAY_SUFFIXES + inputs.IMAGE_SUFFIXES)),
+        help=".npy/.npz array (npz: x, y) or image file/folder for the parity check.")
     p.add_argument("--verify-images", "--verify_images", type=argparse_type(at_least(0)), default=DEFAULT_VERIFY_IMAGES,
                    metavar="N",
                    help="With --model-dir: the first N images of the run's held-out split for the parity check, "
@@ -67,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluate", metavar="DATASET",
                    help="Top-1/top-5 of the .tflite (LCE's interpreter) and of Keras on the whole validation split "
                    "of DATASET: digits, a tensorflow-datasets name or an image folder (as `python -m train`).")
-    p.add_argument("--data-dir", "--data_dir", help="tensorflow-datasets data directory for --evaluate.")
+    p.add_argument("--data-dir", "--data_dir", type=path_args.argparse_type(PathArg(DIR)), help="tensorflow-datasets data directory for --evaluate.")
     p.add_argument("--batch-size", "--batch_size", type=argparse_type(at_least(1)), default=64,
                    help="Batch size of --evaluate (64).")
     p.add_argument("--min-agreement", "--min_agreement", type=argparse_type(fraction()),

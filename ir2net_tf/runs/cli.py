@@ -18,7 +18,8 @@ from absl import app, flags, logging
 
 from ir2net_tf import flag_domains as domains
 from ir2net_tf.command_name import command_name
-from ir2net_tf.runs import recipes, validation
+from ir2net_tf.path_args import DIR, FILE, WEIGHTS_SUFFIXES, DEFINE_path, PathArg
+from ir2net_tf.runs import at_resume, recipes, validation
 
 FLAGS = flags.FLAGS
 # Every numeric flag is defined with its domain (flag_domains): absl refuses
@@ -33,9 +34,10 @@ flags.DEFINE_string("model", None, "Zoo model name (ir2net_tf.zoo.MODELS).")
 flags.DEFINE_string("variant", None, "Model variant (`python -m zoo list` shows each model's; unset = the paper's head).")
 flags.DEFINE_string("dataset", None, "digits, a tensorflow-datasets name (cifar10, cifar100, imagenet2012, ...) "
                     "or a folder of images with one sub-folder per class.")
-flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory.")
-flags.DEFINE_string("manual_dir", None, "Where the manually downloaded files are (ImageNet's two tar files); "
-                    "default <data_dir>/downloads/manual.")
+DEFINE_path("data_dir", None, "tensorflow-datasets data directory.",
+            PathArg(DIR, what="an existing folder (create it first to download into it)"))
+DEFINE_path("manual_dir", None, "Where the manually downloaded files are (ImageNet's two tar files); "
+            "default <data_dir>/downloads/manual.", PathArg(DIR, what="the folder of the tar files"))
 domains.DEFINE_integer("image_size", None, "Input height and width.", SETTINGS["image_size"])
 domains.DEFINE_integer("epochs", None, "Epochs per stage.", SETTINGS["epochs"])
 domains.DEFINE_integer("batch_size", None, "Global batch size (split over the replicas).", SETTINGS["batch_size"])
@@ -75,26 +77,47 @@ domains.DEFINE_integer("seed", None, "Seed of data order, augmentation and initi
 domains.DEFINE_integer("steps_per_epoch", None, "At most N steps an epoch (the epoch's first N batches), e.g. 2 for a "
                      "smoke test of a cluster; 0 or unset: the whole training split.",
                        SETTINGS["steps_per_epoch"])
-# How to run it; these may change between invocations of the same run.
+# How to run it. Whether a resume may change a flag is declared in
+# runs/at_resume.py (its --help says so, below).
 flags.DEFINE_enum("mode", "train", ["train", "evaluate"], "train, or report top-1/top-5 of saved weights: a "
                   "run's (--model_dir), or any weights file of a zoo model (--model --weights --dataset).")
-flags.DEFINE_string("model_dir", "runs/demo", "Where the run's config, checkpoints, weights and logs go.")
+DEFINE_path("model_dir", "runs/demo", "Where the run's config, checkpoints, weights and logs go.",
+            PathArg(DIR, must_exist=False, what="a folder (created if missing)"))
 flags.DEFINE_boolean("overwrite", False, "Delete a different run found in --model_dir and start afresh.")
 domains.DEFINE_integer("checkpoint_every", 500, "Save a checkpoint every N steps (and at every epoch's end).",
                        domains.at_least(1))
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
+flags.DEFINE_enum("strategy", at_resume.RUN_OPTIONS["strategy"], ["default", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy.")
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 domains.DEFINE_integer("cluster_timeout", 300, "--strategy=multi_worker: seconds to wait for every worker at "
                        "start-up.", domains.at_least(1))
-flags.DEFINE_boolean("mixed_precision", False, "float16 (bfloat16 on TPU) compute, for accelerators.")
-flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA.")
-flags.DEFINE_boolean("restriction_shortcut", True, "When the mask keeps every pixel of a replica's batch, skip the "
-                     "second pass (its result is the first's; batch-norm moving statistics updated in closed form).")
-flags.DEFINE_string("init_weights", None, "Stage-1 weights for --stage 2 (default: the model directory's).")
-flags.DEFINE_string("weights", None, "--mode evaluate: weights file (default: the run's best).")
+flags.DEFINE_boolean("mixed_precision", at_resume.RUN_OPTIONS["mixed_precision"],
+                     "float16 (bfloat16 on TPU) compute, for accelerators.")
+flags.DEFINE_boolean("jit_compile", at_resume.RUN_OPTIONS["jit_compile"], "Compile the training step with XLA.")
+flags.DEFINE_boolean("restriction_shortcut", at_resume.RUN_OPTIONS["restriction_shortcut"],
+                     "When the mask keeps every pixel of a replica's batch, skip the second pass (its result is "
+                     "the first's; batch-norm moving statistics updated in closed form).")
+DEFINE_path("init_weights", at_resume.RUN_OPTIONS["init_weights"], "Stage-1 weights for --stage 2 (default: the "
+            "model directory's).", PathArg(FILE, suffixes=WEIGHTS_SUFFIXES, checkpoint=True, what="a weights file"))
+DEFINE_path("weights", None, "--mode evaluate: weights file (default: the run's best).",
+            PathArg(FILE, suffixes=WEIGHTS_SUFFIXES, checkpoint=True, what="a weights file"))
 flags.DEFINE_enum("padding", None, ["same", "pytorch"], "--mode evaluate --model: 'pytorch' for weights from "
                   "`python -m zoo import-pytorch` (ImageNet models).")
 domains.DEFINE_integer("verbose", 1, "Progress bars (1) or none (0).", domains.one_of(0, 1, integer=True))
+
+
+def _declare_resume_rules() -> None:
+    """Each flag's --help ends with whether a resume may change it; a flag
+    without a rule in at_resume.RULES is a programming error, caught here."""
+    for flag in FLAGS.get_flags_for_module(__name__):
+        rule = at_resume.RULES.get(flag.name)
+        if rule is None:
+            raise AssertionError(f"--{flag.name} has no rule in ir2net_tf/runs/at_resume.py: may a resume change it?")
+        kind = "may change when resuming" if rule.may_change else "fixed for a run"
+        flag.help = f"{flag.help} [{kind}: {rule.reason}]"
+
+
+_declare_resume_rules()
 
 TRAINING_FLAGS = (
     "model", "variant", "dataset", "data_dir", "manual_dir", "image_size", "epochs", "batch_size", "optimizer",

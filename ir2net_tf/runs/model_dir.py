@@ -4,20 +4,12 @@ import os
 import shutil
 
 from ir2net_tf import files
-from ir2net_tf.runs import artifacts, lock
-
-# Settings that may change between invocations of the same run: what to do,
-# not what is trained.
-_NOT_IDENTITY = ("stage",)
+from ir2net_tf.runs import artifacts, at_resume, lock
 
 
 def prepare(model_dir: str) -> str:
     """The absolute model directory, created, checked writable."""
     return files.check_writable_dir(model_dir, option="--model_dir")
-
-
-def identity(training: dict) -> dict:
-    return {k: v for k, v in training.items() if k not in _NOT_IDENTITY}
 
 
 # What our tools write into a model directory besides artifacts' files:
@@ -62,22 +54,18 @@ def check_run(model_dir: str, training: dict, overwrite: bool):
     nothing yet: the saved config when ``model_dir`` holds this same run (to
     resume), ``({}, True)`` when it holds another run that ``overwrite`` (or
     its never having reached a first step) lets us replace, ``({}, False)``
-    when it holds none. Raises ValueError for a different run without
+    when it holds none. The same run: no setting that ``at_resume.RULES``
+    fixes for a run differs (a setting its config.json lacks counts as that
+    setting's default). Raises ValueError for a different run without
     ``overwrite`` and for files that are not ours."""
     saved = read_our_config(model_dir)
     if saved is None:
         return {}, False
-    old, new = identity(saved.get("training", {})), identity(training)
-    if old == new:
+    changes = at_resume.changed_fixed(saved.get("training", {}), training)
+    if not changes:
         return saved, False
     if not overwrite and has_started(model_dir, saved):
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        details = ", ".join(f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in changed)
-        raise ValueError(
-            f"The model directory {model_dir!r} holds a different run ({details}). Use another "
-            "--model_dir, repeat the original flags to resume it, or pass --overwrite to delete it "
-            "and start afresh."
-        )
+        raise ValueError(at_resume.refusal(model_dir, changes))
     _refuse_foreign(model_dir)
     return {}, True
 

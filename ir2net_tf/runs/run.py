@@ -57,7 +57,13 @@ class Run:
     def __init__(self, settings, *, model_dir, overwrite=False, checkpoint_every=500, strategy="default",
                  tpu="", mixed_precision=False, jit_compile=False, verbose=1, init_weights=None,
                  restriction_shortcut=True, cluster_timeout=distribute.DEFAULT_CLUSTER_TIMEOUT):
-        settings = absolute_dataset(settings)
+        # The run options a resume may not change (runs/at_resume.py) are kept
+        # with the training settings in config.json, so that a resume is judged
+        # against them; init_weights as an absolute path, valid from any folder.
+        options = dict(strategy=strategy, mixed_precision=mixed_precision, jit_compile=jit_compile,
+                       restriction_shortcut=restriction_shortcut,
+                       init_weights=os.path.abspath(os.path.expanduser(init_weights)) if init_weights else None)
+        settings = dict(absolute_dataset(settings), **options)
         self.settings = settings
         self.checkpoint_every, self.jit_compile, self.verbose = checkpoint_every, jit_compile, verbose
         self.init_weights = init_weights

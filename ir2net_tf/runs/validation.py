@@ -84,11 +84,14 @@ def check_model(settings: dict) -> None:
     hazards = zero_padding_hazards(model)
     if hazards:
         # Trains correctly; only its LCE export would compute these wrongly.
+        # One-padding is advised only to a model that accepts it (larq-zoo's
+        # pretrained networks fix their padding value).
+        one_padding = " or --pad_values 1" if 1.0 in spec.option_values("pad_values") else ""
         logging.warning(
             "%s at --image_size %d with --pad_values 0 will not export correctly: LCE computes zero-padded "
             "binary convolutions on maps smaller than the kernel wrongly (%s). For a deployable model use a "
-            "larger --image_size (≥ 96 for the ImageNet models) or --pad_values 1.",
-            spec.name, size, ", ".join(hazards[:3]) + (" …" if len(hazards) > 3 else ""),
+            "larger --image_size (≥ 96 for the ImageNet models)%s.",
+            spec.name, size, ", ".join(hazards[:3]) + (" …" if len(hazards) > 3 else ""), one_padding,
         )
 
 
