@@ -180,12 +180,16 @@ def test_a_cluster_killed_at_any_moment_resumes_to_the_same_weights(tmp_path):
     from test_multi_worker import free_ports, tf_config_env
 
     args = [a for a in ARGS if not a.startswith("--stage")] + ["--strategy=multi_worker"]
-    envs = [tf_config_env(free_ports(2), i) for i in range(2)]
+    ports = free_ports(2)
+    envs = [tf_config_env(ports, i) for i in range(2)]
     reference = str(tmp_path / "uninterrupted")
     codes, errors, writes, span = _train(reference, envs=envs, args=args)
     assert codes == [0, 0], [e[-2000:] for e in errors]
-    moments = plan(writes, span, 3)
-    moments = [moments[0], (*moments[1], 1), ("time", span / 2, 0)]  # both, worker 1 alone, the chief alone
+    distinct = list(dict.fromkeys(writes))
+    # Both at a file a third into the run, worker 1 alone at a file two thirds
+    # into it, the chief alone at a time.
+    moments = [("file", distinct[len(distinct) // 3]), ("file", distinct[2 * len(distinct) // 3], 1),
+               ("time", span * 0.4, 0)]
     model_dir = str(tmp_path / "run")
     for moment in moments:
         codes, errors, _, _ = _train(model_dir, kill=moment, envs=envs, args=args)

@@ -208,13 +208,8 @@ def test_the_zero_padding_warning_suggests_one_padding_only_where_the_model_take
 RESUME_ADVICE = [(where, flag) for where, commands, flag, _, text in
                  [(*m, t) for m, t in zip(MENTIONS, MENTION_TEXTS)]
                  if "train" in commands and re.search(r"\bresum", text) and flag in at_resume.RULES]
-# Known wrong, in runs/run.py (not this change's file): the NaN-loss message.
-WRONG = {"runs/run.py": "lower --learning_rate, then 'start again with the same flags to resume': a resume "
-                        "refuses a changed --learning_rate (it is fixed for a run)"}
 
 
 @pytest.mark.parametrize("where,flag", RESUME_ADVICE, ids=[f"{w}--{f}" for w, f in RESUME_ADVICE])
-def test_advice_to_resume_names_only_flags_a_resume_may_change(where, flag, request):
-    if where.split(":")[0] in WRONG and not at_resume.RULES[flag].may_change:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=WRONG[where.split(":")[0]]))
+def test_advice_to_resume_names_only_flags_a_resume_may_change(where, flag):
     assert at_resume.RULES[flag].may_change, f"{where} advises changing --{flag} to resume, which a resume refuses"

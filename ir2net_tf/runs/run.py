@@ -299,8 +299,9 @@ class Run:
                 kept = manager.latest_checkpoint or "none saved yet"
                 raise callbacks.NaNLoss(
                     f"The training loss became NaN in stage {stage}, epoch {state.nan_at[0] + 1}, step "
-                    f"{state.nan_at[1]}. The run stopped; the last good checkpoint is kept ({kept}). Lower "
-                    "--learning_rate (or check the data), then start again with the same flags to resume."
+                    f"{state.nan_at[1]}. The run stopped; the last good checkpoint is kept ({kept}). Check the "
+                    "data, or start afresh with a lower --learning_rate: another --model_dir, or --overwrite to "
+                    "replace this run (a run's learning rate is fixed)."
                 )
             if state.stop_requested:  # at the epoch's last step: its end is saved
                 raise state.stopped()
