@@ -67,6 +67,17 @@ CLOSE_TOLERANCE = 1e-3
 # its agreement measures luck. Verification judges the other inputs and
 # reports near-ties apart (a 1-in-64 near-tie failed a valid export at 99 %).
 NEAR_TIE = 0.05
+# The verification's judgement of a conversion on any inputs, random ones
+# included: the mean |keras - lce| over inputs and outputs, divided by the
+# spread of the Keras outputs across the inputs (output_difference). Top-1
+# agreement is judged only on labelled data (held-out, --images with y);
+# on random inputs a briefly trained model's near-uniform probabilities make
+# it luck (98.4 % of a correct one-epoch IR2QuickNet at 64 px). Chosen from
+# measurements (docs/deployment.md, "What verification judges"): correct
+# conversions, trained and random, gave at most MEASURED_CORRECT_MAX,
+# wrong ones at least MEASURED_WRONG_MIN; the threshold lies between them
+# with a margin of about ten on each side (geometric middle).
+MAX_RELATIVE_DIFFERENCE = 0.05
 
 
 class DeployError(Exception):
@@ -500,10 +511,51 @@ def parity(model, flatbuffer: bytes, inputs: np.ndarray, labels: Optional[np.nda
         "judged": int((~near).sum()),
         "judged_agreement": float(np.mean(agree[~near])) if (~near).any() else None,
     }
+    result.update(output_difference(flat_expected, flat_actual))
     if labels is not None:
         result["keras_accuracy"] = float(np.mean(keras_top1 == labels))
         result["lce_accuracy"] = float(np.mean(lce_top1 == labels))
     return result
+
+
+def output_difference(expected: np.ndarray, actual: np.ndarray) -> Dict:
+    """How far LCE's outputs are from Keras', against how far Keras' own
+    outputs vary from input to input: the figures a correct conversion
+    guarantees whatever the model has learned.
+
+    ``expected``, ``actual``: (inputs, outputs). The spread is the standard
+    deviation of each Keras output across the inputs, averaged over the
+    outputs; the differences |keras - lce| are divided by it. A model trained
+    for one epoch has near-uniform probabilities, whose top-1 is luck, but a
+    spread like any other: the ratio is the same for it as for a trained
+    model. A conversion that computes something else differs by about the
+    spread itself (two independent draws: ~1.1); a correct one by float
+    rounding, plus the few inputs where an activation within rounding of zero
+    binarized to the other sign (``DEFAULT_MIN_AGREEMENT``).
+    """
+    spread = float(expected.std(axis=0).mean()) if len(expected) > 1 else 0.0
+    difference = np.abs(actual - expected)
+    # No spread (one input, or outputs that do not depend on the input): the
+    # largest output stands in for it, so that the ratio stays defined.
+    scale = spread if spread > 0 else max(float(np.abs(expected).max()), np.finfo(np.float32).tiny)
+    per_input = difference.mean(axis=1) / scale
+    return {
+        "output_spread": spread,
+        "relative_mean_diff": float(per_input.mean()),
+        "relative_max_diff": float(difference.max() / scale),
+        "relative_median_input_diff": float(np.median(per_input)),
+    }
+
+
+def difference_failure(name: str, figures: Dict, threshold: float = MAX_RELATIVE_DIFFERENCE) -> Optional[str]:
+    """Why the outputs on ``name`` inputs differ more than a correct
+    conversion's do (``MAX_RELATIVE_DIFFERENCE``), or None."""
+    ratio = figures.get("relative_mean_diff")
+    if ratio is None or ratio <= threshold:
+        return None
+    return (f"the .tflite's outputs differ from Keras' by {ratio:.3g} of their spread on average over the "
+            f"{figures['samples']} {name} inputs (> {threshold:g}; correct conversions stay below it, a conversion "
+            "that computes something else is near 1): check the ops above")
 
 
 def agreement_failure(name: str, figures: Dict, threshold: float) -> Optional[str]:

@@ -134,3 +134,59 @@ def test_every_model_takes_the_padding_option(tmp_path, capsys):
 def test_bad_variant(capsys):
     code, _, err = _run(capsys, "--model", "IR2ResNet18", "--variant", "Z")
     assert code == 2 and "Z" in err
+
+
+def _negated_middle_kernel(model):
+    """A copy of ``model`` whose middle binary convolution has its kernel's
+    sign flipped: what a conversion that got one layer wrong computes."""
+    import larq as lq
+
+    twin = tf.keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    convs = [layer for layer in deploy._all_layers(twin)
+             if deploy.is_binary_conv(layer) and isinstance(layer, lq.layers.QuantConv2D)]
+    layer = convs[len(convs) // 2]
+    kernel, *rest = layer.get_weights()
+    layer.set_weights([-kernel, *rest])
+    return twin
+
+
+@pytest.mark.parametrize("wrong", [False, True], ids=["correct", "kernel_sign_flipped"])
+def test_random_inputs_refuse_a_wrong_conversion_and_pass_a_correct_one(wrong, tmp_path, capsys, monkeypatch):
+    """Verification on random inputs: the outputs' difference against their
+    spread. A negated kernel keeps most top-1 classes of a random model (top-1
+    would pass it) but moves every output by about a spread."""
+    from ir2net_tf.export import cli
+
+    if wrong:
+        convert = deploy.convert
+        monkeypatch.setattr(cli.deploy, "convert", lambda model, **kw: convert(_negated_middle_kernel(model), **kw))
+    output = tmp_path / "r20.tflite"
+    code, out, err = _run(capsys, "--model", "IR2ResNet20", "--input-size", "16", "-o", str(output),
+                          "--latency-runs", "0", "--random-samples", "32")
+    report = json.loads((tmp_path / "r20.json").read_text())
+    figures = report["parity"]["random"]
+    print(f"relative mean difference {figures['relative_mean_diff']:.3g}, top-1 {figures['top1_agreement']:.3f}")
+    if wrong:
+        assert code == 1 and not output.exists(), out
+        assert figures["relative_mean_diff"] > 10 * deploy.MAX_RELATIVE_DIFFERENCE
+        assert "of their spread" in report["failure"] and "FAILED" in out
+    else:
+        assert code == 0 and output.is_file(), err + out
+        assert figures["relative_mean_diff"] < deploy.MAX_RELATIVE_DIFFERENCE / 10
+    # Random weights, said in the summary and the report.
+    assert report["random_weights"] and "random weights" in report["weights_note"]
+    assert "weights: random weights (no --weights)" in out
+
+
+def test_default_output_of_a_zoo_model_is_under_exports(tmp_path, capsys, monkeypatch):
+    """``python -m export --model X`` in a checkout writes nothing git does
+    not ignore: exports/ is in .gitignore."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, "--model", "IR2ResNet20", "--input-size", "16", "--no-verify", "--latency-runs", "0")
+    assert code == 0, err + out
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "exports", "exports/IR2ResNet20.json", "exports/IR2ResNet20.tflite"]
+    from tests_support import REPO
+
+    assert "/exports/" in open(os.path.join(REPO, ".gitignore")).read().split()

@@ -1,8 +1,11 @@
-"""Export verification judges top-1 agreement where a correct conversion
-cannot change the top-1 (not on near-ties), and says how to override it."""
+"""Export verification judges every input set by the outputs' difference
+against their spread, and labelled ones also by top-1 agreement where a
+correct conversion cannot change the top-1 (not on near-ties)."""
+
+import numpy as np
 
 from ir2net_tf import deploy
-from ir2net_tf.export import report
+from ir2net_tf.export import cli, report
 
 
 def _figures(samples, near_ties, disagreements_judged, near_disagreements):
@@ -47,3 +50,39 @@ def test_summary_of_a_failed_export_says_nothing_was_written():
     lines = report.summary(result).splitlines()
     assert "None" not in lines[0] and "nothing written" in lines[0]
     assert "float convolutions 3 for 3 in the Keras model" in report.summary(result)
+
+
+# ------------------------------------------------ the outputs against their spread
+
+
+def test_the_difference_is_measured_against_the_outputs_spread():
+    rng = np.random.default_rng(0)
+    keras = rng.normal(size=(64, 10)).astype(np.float32)
+    rounding = deploy.output_difference(keras, keras + rng.normal(scale=1e-6, size=keras.shape))
+    assert rounding["relative_mean_diff"] < 1e-5 and abs(rounding["output_spread"] - 1) < 0.1
+    # Another model's outputs: two independent draws differ by 2/sqrt(pi) ≈ 1.13 spreads.
+    unrelated = deploy.output_difference(keras, rng.normal(size=keras.shape))
+    assert 0.9 < unrelated["relative_mean_diff"] < 1.4
+    # Near-uniform probabilities (a model trained for one epoch): the same
+    # ratio at a thousandth of the scale, where top-1 would be luck.
+    flat = deploy.output_difference(0.1 + 1e-3 * keras, 0.1 + 1e-3 * rng.normal(size=keras.shape))
+    assert abs(flat["relative_mean_diff"] - unrelated["relative_mean_diff"]) < 0.3
+    assert deploy.difference_failure("random", {**unrelated, "samples": 64}) is not None
+    assert deploy.difference_failure("random", {**rounding, "samples": 64}) is None
+
+
+def _parity(agreement, relative, labelled):
+    figures = {**_figures(64, near_ties=0, disagreements_judged=round(64 * (1 - agreement)), near_disagreements=0),
+               "relative_mean_diff": relative, "output_spread": 0.01}
+    return {**figures, "keras_accuracy": 0.5, "lce_accuracy": 0.5} if labelled else figures
+
+
+def test_top1_is_judged_on_labelled_inputs_only():
+    # The issue's one-epoch IR2QuickNet: 98.4 % top-1 on random inputs, its
+    # outputs equal up to rounding: exported.
+    assert cli.judge({"random": _parity(0.984, 1e-5, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT) == []
+    (why,) = cli.judge({"held-out": _parity(0.9, 1e-5, labelled=True)}, deploy.DEFAULT_MIN_AGREEMENT)
+    assert "top-1 agreement 90.6 %" in why
+    # Outputs a spread apart fail whatever their top-1 (a negated kernel can keep every top-1).
+    (why,) = cli.judge({"random": _parity(1.0, 1.2, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT)
+    assert "1.2 of their spread" in why and "64 random inputs" in why
