@@ -21,9 +21,9 @@ def _parity_line(name: str, figures: Dict) -> str:
         f"max |diff| {figures['max_abs_diff']:.3g} (outputs up to {figures['max_abs_output']:.3g}), "
         f"{100 * figures['close_fraction']:.0f} % of inputs equal up to rounding"
     )
-    if figures.get("relative_mean_diff") is not None:
-        line += (f"; mean |diff| {figures['relative_mean_diff']:.2g} of the outputs' spread "
-                 f"({figures['output_spread']:.3g}) across inputs")
+    if figures.get("relative_median_diff") is not None:
+        line += (f"; |diff| {figures['relative_median_diff']:.2g} of the outputs' spread ({figures['output_spread']:.3g}) "
+                 f"on the median input, {figures['relative_mean_diff']:.2g} on average")
     if figures.get("judged_agreement") is not None:
         line += (f"; {100 * figures['judged_agreement']:.1f} % on the {figures['judged']} that are not near-ties, "
                  f"{figures['near_ties']} near-tie(s) (top-1 margin ≤ {figures['near_tie_margin']:.3g}) not judged, "
