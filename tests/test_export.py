@@ -153,20 +153,25 @@ def _negated_middle_kernel(model):
     return twin
 
 
+@pytest.mark.slow  # one conversion each: about 25 s of CPU
 @pytest.mark.parametrize("wrong", [False, True], ids=["correct", "kernel_sign_flipped"])
 def test_random_inputs_refuse_a_wrong_conversion_and_pass_a_correct_one(wrong, tmp_path, capsys, monkeypatch):
     """Verification on random inputs: the outputs' difference against their
     spread. A negated kernel keeps most top-1 classes of a random model (top-1
-    would pass it) but moves every output by about a spread."""
+    would pass it) but moves every output by about a spread. Also: a zoo
+    model's export says its weights are random, and goes to exports/, which
+    .gitignore keeps out of a checkout."""
     from ir2net_tf.export import cli
+    from tests_support import REPO
 
     if wrong:
         convert = deploy.convert
         monkeypatch.setattr(cli.deploy, "convert", lambda model, **kw: convert(_negated_middle_kernel(model), **kw))
-    output = tmp_path / "r20.tflite"
-    code, out, err = _run(capsys, "--model", "IR2ResNet20", "--input-size", "16", "-o", str(output),
-                          "--latency-runs", "0", "--random-samples", "32")
-    report = json.loads((tmp_path / "r20.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, "--model", "IR2ResNet20", "--input-size", "16", "--latency-runs", "0",
+                          "--random-samples", "32")
+    output = tmp_path / cli.EXPORTS_DIR / "IR2ResNet20.tflite"
+    report = json.loads(output.with_suffix(".json").read_text())
     figures = report["parity"]["random"]
     print(f"relative median difference {figures['relative_median_diff']:.3g}, top-1 {figures['top1_agreement']:.3f}")
     if wrong:
@@ -176,19 +181,7 @@ def test_random_inputs_refuse_a_wrong_conversion_and_pass_a_correct_one(wrong, t
     else:
         assert code == 0 and output.is_file(), err + out
         assert figures["relative_median_diff"] < deploy.MAX_RELATIVE_DIFFERENCE / 10
-    # Random weights, said in the summary and the report.
+        assert sorted(p.name for p in tmp_path.rglob("*")) == ["IR2ResNet20.json", "IR2ResNet20.tflite", "exports"]
+        assert f"/{cli.EXPORTS_DIR}/" in open(os.path.join(REPO, ".gitignore")).read().split()
     assert report["random_weights"] and "random weights" in report["weights_note"]
     assert "weights: random weights (no --weights)" in out
-
-
-def test_default_output_of_a_zoo_model_is_under_exports(tmp_path, capsys, monkeypatch):
-    """``python -m export --model X`` in a checkout writes nothing git does
-    not ignore: exports/ is in .gitignore."""
-    monkeypatch.chdir(tmp_path)
-    code, out, err = _run(capsys, "--model", "IR2ResNet20", "--input-size", "16", "--no-verify", "--latency-runs", "0")
-    assert code == 0, err + out
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
-        "exports", "exports/IR2ResNet20.json", "exports/IR2ResNet20.tflite"]
-    from tests_support import REPO
-
-    assert "/exports/" in open(os.path.join(REPO, ".gitignore")).read().split()
