@@ -102,3 +102,13 @@ def test_top1_is_judged_on_labelled_inputs_only():
     # Outputs a spread apart fail whatever their top-1 (a negated kernel can keep every top-1).
     (why,) = cli.judge({"random": _parity(1.0, 1.2, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT)
     assert "1.2 of the outputs' spread" in why and "64 random inputs" in why
+
+
+def test_int8_files_are_judged_by_top1_on_every_set():
+    # Dummy int8 quantization rounds every output on purpose: the difference
+    # is not judged, top-1 agreement is (random inputs included).
+    rounded = {"random": _parity(1.0, 0.05, labelled=False)}
+    assert cli.judge(rounded, deploy.DEFAULT_MIN_AGREEMENT, quantized=True) == []
+    assert cli.judge(rounded, deploy.DEFAULT_MIN_AGREEMENT) != []
+    (why,) = cli.judge({"random": _parity(0.5, 0.05, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT, quantized=True)
+    assert "top-1 agreement 50.0 %" in why

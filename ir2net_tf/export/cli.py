@@ -175,7 +175,7 @@ def verify(args, model, flatbuffer, run=None, given=None) -> dict:
     return figures
 
 
-def judge(parity: dict, min_agreement: float) -> list:
+def judge(parity: dict, min_agreement: float, quantized: bool = False) -> list:
     """Why the parity figures fail, one reason per failed check. Every input
     set is judged by what a correct conversion guarantees whatever the model
     learned: outputs as close as float rounding and rare rounding-flipped
@@ -183,11 +183,14 @@ def judge(parity: dict, min_agreement: float) -> list:
     Labelled sets (held-out, --images with y) are also judged by top-1
     agreement outside near-ties; on unlabelled ones (random inputs) top-1
     among a briefly trained model's near-uniform probabilities is luck, so
-    it is reported only."""
+    it is reported only. ``quantized``: int8 input or output (LCE's dummy
+    quantization, latency tests only) rounds every output on purpose, so
+    only top-1 agreement is judged there, on every set, as it is meant to
+    keep the top-1 of most inputs."""
     failures = []
     for name, figures in parity.items():
-        why = deploy.difference_failure(name, figures)
-        if why is None and "keras_accuracy" in figures:
+        why = None if quantized else deploy.difference_failure(name, figures)
+        if why is None and ("keras_accuracy" in figures or quantized):
             why = deploy.agreement_failure(name, figures, min_agreement)
         if why:
             failures.append(why)
@@ -238,7 +241,7 @@ def export(args) -> dict:
         result["parity"] = verify(args, model, flatbuffer, run, given)
         result["min_agreement"] = threshold
         result["max_relative_difference"] = deploy.MAX_RELATIVE_DIFFERENCE
-        failures += judge(result["parity"], threshold)
+        failures += judge(result["parity"], threshold, quantized="int8" in (args.input_type, args.output_type))
         hazards = deploy.zero_padding_hazards(model)
         if failures and hazards:
             failures.append(
