@@ -77,9 +77,12 @@ def ir2_quicknet_lines():
     return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
 
 
-# The smallest form of each line: two training steps (outputs near uniform:
-# the case where top-1 on random inputs is luck), no latency timing.
-SMALLEST = {"train": ["--steps_per_epoch=2", "--verbose=0"], "export": ["--latency-runs", "0"]}
+# The lines as typed (one epoch: near-uniform outputs, the case where top-1 on
+# random inputs is luck), quiet and without latency timing. Not fewer steps:
+# after 2 steps the held-out top-1 rule (99 % outside near-ties) refused a
+# correct conversion (98.9 %, its outputs 2.9e-5 of their spread apart);
+# the full epoch is deterministic on CPU (99.4 %).
+SMALLEST = {"train": ["--verbose=0"], "export": ["--latency-runs", "0"]}
 
 
 @pytest.mark.slow
