@@ -67,6 +67,21 @@ CLOSE_TOLERANCE = 1e-3
 # its agreement measures luck. Verification judges the other inputs and
 # reports near-ties apart (a 1-in-64 near-tie failed a valid export at 99 %).
 NEAR_TIE = 0.05
+# The verification's judgement of a conversion on any inputs, random ones
+# included (output_difference): the median over the inputs of each input's
+# mean |keras - lce|, divided by the spread of the Keras outputs across the
+# inputs. Top-1 agreement is judged only on labelled data (held-out,
+# --images with y); on random inputs a briefly trained model's near-uniform
+# probabilities make it luck (98.4 % for a correct one-epoch IR2QuickNet at
+# 64 px). Chosen from measurements (docs/deployment.md, "What verification
+# judges"): correct conversions, trained and random-weight, at 16-224 px,
+# gave at most 2e-5 (one-epoch IR2QuickNet at 64 px, random inputs); wrong
+# ones at least 0.005 (that run with one of the last binary convolution's
+# 1024 filters negated, on its held-out digits; 0.019 on random inputs),
+# most of them 0.1-10; 1e-3 is 50 times the first and 5 times below the
+# second. A smaller threshold would near float rounding where the spread is
+# small (it counts as at least CLOSE_TOLERANCE of the largest output).
+MAX_RELATIVE_DIFFERENCE = 1e-3
 
 
 class DeployError(Exception):
@@ -500,10 +515,55 @@ def parity(model, flatbuffer: bytes, inputs: np.ndarray, labels: Optional[np.nda
         "judged": int((~near).sum()),
         "judged_agreement": float(np.mean(agree[~near])) if (~near).any() else None,
     }
+    result.update(output_difference(flat_expected, flat_actual))
     if labels is not None:
         result["keras_accuracy"] = float(np.mean(keras_top1 == labels))
         result["lce_accuracy"] = float(np.mean(lce_top1 == labels))
     return result
+
+
+def output_difference(expected: np.ndarray, actual: np.ndarray) -> Dict:
+    """How far LCE's outputs are from Keras', against how far Keras' own
+    outputs vary from input to input: the figures a correct conversion
+    guarantees whatever the model has learned.
+
+    ``expected``, ``actual``: (inputs, outputs). The spread is the standard
+    deviation of each Keras output across the inputs, averaged over the
+    outputs. Each input's difference is its mean |keras - lce| over the
+    outputs, divided by the spread. A model trained for one epoch has
+    near-uniform probabilities, whose top-1 on noise is luck, but a spread
+    like any other: the ratio is the same for it as for a trained model. A
+    correct conversion leaves most inputs equal up to float rounding; a few
+    move further, where an activation within rounding of zero binarized to
+    the other sign (``DEFAULT_MIN_AGREEMENT``), which is why the median over
+    the inputs is judged (``MAX_RELATIVE_DIFFERENCE``), not the mean or the
+    largest. A conversion that computes something else moves every input.
+    """
+    spread = float(expected.std(axis=0).mean()) if len(expected) > 1 else 0.0
+    difference = np.abs(actual - expected)
+    # Outputs that barely depend on the input (or one input): the spread
+    # would sit near float rounding itself; a thousandth of the largest
+    # output is the least it counts as.
+    floor = CLOSE_TOLERANCE * float(np.abs(expected).max())
+    scale = max(spread, floor, float(np.finfo(np.float32).tiny))
+    per_input = difference.mean(axis=1) / scale
+    return {
+        "output_spread": spread,
+        "relative_median_diff": float(np.median(per_input)),
+        "relative_mean_diff": float(per_input.mean()),
+        "relative_max_diff": float(difference.max() / scale),
+    }
+
+
+def difference_failure(name: str, figures: Dict, threshold: float = MAX_RELATIVE_DIFFERENCE) -> Optional[str]:
+    """Why the outputs on ``name`` inputs differ more than a correct
+    conversion's do (``MAX_RELATIVE_DIFFERENCE``), or None."""
+    ratio = figures.get("relative_median_diff")
+    if ratio is None or ratio <= threshold:
+        return None
+    return (f"on the median of the {figures['samples']} {name} inputs the .tflite's outputs differ from Keras' by "
+            f"{ratio:.3g} of the outputs' spread across inputs (> {threshold:g}; correct conversions stay near float "
+            "rounding, 1e-5): the file computes something else, check the ops above")
 
 
 def agreement_failure(name: str, figures: Dict, threshold: float) -> Optional[str]:

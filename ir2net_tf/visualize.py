@@ -8,13 +8,10 @@ draws one image's views as an RGB array (for PNG files and TensorBoard).
 
 from typing import Dict, Optional
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from ir2net_tf import plotting  # noqa: E402
 from ir2net_tf.data import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from ir2net_tf.models.any_backbone import auto_tap_layers  # noqa: E402
 from ir2net_tf.models.common import FEATURES_LAYER  # noqa: E402
@@ -170,8 +167,8 @@ def restriction_grid(views: Dict[str, np.ndarray], index: int, title: Optional[s
     stage_maps = views.get("stage_attention") or {}
     rows = 2 if stage_maps else 1
     cols = max(len(panels), len(stage_maps))
-    figure, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 3.0 * rows + (0.4 if title else 0)), squeeze=False,
-                                layout="constrained")
+    figure = plotting.figure(figsize=(2.6 * cols, 3.0 * rows + (0.4 if title else 0)), layout="constrained")
+    axes = figure.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (label, picture, cmap) in zip(axes[0], panels):
@@ -187,9 +184,7 @@ def restriction_grid(views: Dict[str, np.ndarray], index: int, title: Optional[s
     if title:
         figure.suptitle(title, fontsize=10)
     figure.canvas.draw()
-    rgb = np.array(figure.canvas.buffer_rgba())[..., :3]
-    plt.close(figure)
-    return rgb
+    return np.array(figure.canvas.buffer_rgba())[..., :3]
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:

@@ -80,8 +80,10 @@ def test_failed_verification_writes_no_tflite(tmp_path, capsys):
     assert not output.exists()
     report = json.loads((tmp_path / "vgg.json").read_text())
     assert not report["ok"] and report["tflite"] is None
-    assert "top-1 agreement" in report["failure"] and "random inputs" in report["failure"] and "FAILED" in out
-    assert "--min-agreement" in report["failure"]
+    # Judged by the outputs' difference against their spread (random inputs:
+    # no labels, so top-1 is reported only).
+    assert "of the outputs' spread" in report["failure"] and "random inputs" in report["failure"] and "FAILED" in out
+    assert report["parity"]["random"]["relative_median_diff"] > deploy.MAX_RELATIVE_DIFFERENCE
 
 
 def test_unknown_model(capsys):
@@ -134,3 +136,52 @@ def test_every_model_takes_the_padding_option(tmp_path, capsys):
 def test_bad_variant(capsys):
     code, _, err = _run(capsys, "--model", "IR2ResNet18", "--variant", "Z")
     assert code == 2 and "Z" in err
+
+
+def _negated_middle_kernel(model):
+    """A copy of ``model`` whose middle binary convolution has its kernel's
+    sign flipped: what a conversion that got one layer wrong computes."""
+    import larq as lq
+
+    twin = tf.keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    convs = [layer for layer in deploy._all_layers(twin)
+             if deploy.is_binary_conv(layer) and isinstance(layer, lq.layers.QuantConv2D)]
+    layer = convs[len(convs) // 2]
+    kernel, *rest = layer.get_weights()
+    layer.set_weights([-kernel, *rest])
+    return twin
+
+
+@pytest.mark.slow  # one conversion each: about 25 s of CPU
+@pytest.mark.parametrize("wrong", [False, True], ids=["correct", "kernel_sign_flipped"])
+def test_random_inputs_refuse_a_wrong_conversion_and_pass_a_correct_one(wrong, tmp_path, capsys, monkeypatch):
+    """Verification on random inputs: the outputs' difference against their
+    spread. A negated kernel keeps most top-1 classes of a random model (top-1
+    would pass it) but moves every output by about a spread. Also: a zoo
+    model's export says its weights are random, and goes to exports/, which
+    .gitignore keeps out of a checkout."""
+    from ir2net_tf.export import cli
+    from tests_support import REPO
+
+    if wrong:
+        convert = deploy.convert
+        monkeypatch.setattr(cli.deploy, "convert", lambda model, **kw: convert(_negated_middle_kernel(model), **kw))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, "--model", "IR2ResNet20", "--input-size", "16", "--latency-runs", "0",
+                          "--random-samples", "32")
+    output = tmp_path / cli.EXPORTS_DIR / "IR2ResNet20.tflite"
+    report = json.loads(output.with_suffix(".json").read_text())
+    figures = report["parity"]["random"]
+    print(f"relative median difference {figures['relative_median_diff']:.3g}, top-1 {figures['top1_agreement']:.3f}")
+    if wrong:
+        assert code == 1 and not output.exists(), out
+        assert figures["relative_median_diff"] > 10 * deploy.MAX_RELATIVE_DIFFERENCE
+        assert "of the outputs' spread" in report["failure"] and "FAILED" in out
+    else:
+        assert code == 0 and output.is_file(), err + out
+        assert figures["relative_median_diff"] < deploy.MAX_RELATIVE_DIFFERENCE / 10
+        assert sorted(p.name for p in tmp_path.rglob("*")) == ["IR2ResNet20.json", "IR2ResNet20.tflite", "exports"]
+        assert f"/{cli.EXPORTS_DIR}/" in open(os.path.join(REPO, ".gitignore")).read().split()
+    assert report["random_weights"] and "random weights" in report["weights_note"]
+    assert "weights: random weights (no --weights)" in out

@@ -1,8 +1,11 @@
-"""Export verification judges top-1 agreement where a correct conversion
-cannot change the top-1 (not on near-ties), and says how to override it."""
+"""Export verification judges every input set by the outputs' difference
+against their spread, and labelled ones also by top-1 agreement where a
+correct conversion cannot change the top-1 (not on near-ties)."""
+
+import numpy as np
 
 from ir2net_tf import deploy
-from ir2net_tf.export import report
+from ir2net_tf.export import cli, report
 
 
 def _figures(samples, near_ties, disagreements_judged, near_disagreements):
@@ -47,3 +50,65 @@ def test_summary_of_a_failed_export_says_nothing_was_written():
     lines = report.summary(result).splitlines()
     assert "None" not in lines[0] and "nothing written" in lines[0]
     assert "float convolutions 3 for 3 in the Keras model" in report.summary(result)
+
+
+# ------------------------------------------------ the outputs against their spread
+
+
+def test_the_difference_is_measured_against_the_outputs_spread():
+    rng = np.random.default_rng(0)
+    keras = rng.normal(size=(64, 10)).astype(np.float32)
+    rounding = deploy.output_difference(keras, keras + rng.normal(scale=1e-6, size=keras.shape))
+    assert rounding["relative_median_diff"] < 1e-5 and abs(rounding["output_spread"] - 1) < 0.1
+    # Another model's outputs: two independent draws differ by 2/sqrt(pi) ≈ 1.13 spreads.
+    unrelated = deploy.output_difference(keras, rng.normal(size=keras.shape))
+    assert 0.9 < unrelated["relative_median_diff"] < 1.4
+    # Near-uniform probabilities (a model trained for one epoch): the same
+    # ratio at a thousandth of the scale, where top-1 would be luck.
+    flat = deploy.output_difference(0.1 + 1e-3 * keras, 0.1 + 1e-3 * rng.normal(size=keras.shape))
+    assert abs(flat["relative_median_diff"] - unrelated["relative_median_diff"]) < 0.3
+    assert deploy.difference_failure("random", {**unrelated, "samples": 64}) is not None
+    assert deploy.difference_failure("random", {**rounding, "samples": 64}) is None
+
+
+def test_a_few_rounding_flipped_inputs_do_not_fail_a_correct_conversion():
+    # The one-epoch IR2QuickNet at 64 px, random inputs (seed 1): 7 of 64
+    # inputs had an activation binarize the other way, moving their outputs
+    # by up to 8.8 spreads; the mean over inputs was 0.067, the median 2e-5.
+    rng = np.random.default_rng(1)
+    keras = rng.normal(size=(64, 10)).astype(np.float32)
+    lce = keras + rng.normal(scale=1e-5, size=keras.shape)
+    lce[:7] += rng.normal(scale=1.0, size=(7, 10))
+    figures = deploy.output_difference(keras, lce)
+    assert figures["relative_mean_diff"] > 10 * deploy.MAX_RELATIVE_DIFFERENCE
+    assert deploy.difference_failure("random", {**figures, "samples": 64}) is None
+    # Every input moved a little (one filter of the last layer negated: 0.07): refused.
+    figures = deploy.output_difference(keras, keras + rng.normal(scale=0.07, size=keras.shape))
+    assert deploy.difference_failure("random", {**figures, "samples": 64}) is not None
+
+
+def _parity(agreement, relative, labelled):
+    figures = {**_figures(64, near_ties=0, disagreements_judged=round(64 * (1 - agreement)), near_disagreements=0),
+               "relative_median_diff": relative, "relative_mean_diff": relative, "output_spread": 0.01}
+    return {**figures, "keras_accuracy": 0.5, "lce_accuracy": 0.5} if labelled else figures
+
+
+def test_top1_is_judged_on_labelled_inputs_only():
+    # The issue's one-epoch IR2QuickNet: 98.4 % top-1 on random inputs, its
+    # outputs equal up to rounding: exported.
+    assert cli.judge({"random": _parity(0.984, 1e-5, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT) == []
+    (why,) = cli.judge({"held-out": _parity(0.9, 1e-5, labelled=True)}, deploy.DEFAULT_MIN_AGREEMENT)
+    assert "top-1 agreement 90.6 %" in why
+    # Outputs a spread apart fail whatever their top-1 (a negated kernel can keep every top-1).
+    (why,) = cli.judge({"random": _parity(1.0, 1.2, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT)
+    assert "1.2 of the outputs' spread" in why and "64 random inputs" in why
+
+
+def test_int8_files_are_judged_by_top1_on_every_set():
+    # Dummy int8 quantization rounds every output on purpose: the difference
+    # is not judged, top-1 agreement is (random inputs included).
+    rounded = {"random": _parity(1.0, 0.05, labelled=False)}
+    assert cli.judge(rounded, deploy.DEFAULT_MIN_AGREEMENT, quantized=True) == []
+    assert cli.judge(rounded, deploy.DEFAULT_MIN_AGREEMENT) != []
+    (why,) = cli.judge({"random": _parity(0.5, 0.05, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT, quantized=True)
+    assert "top-1 agreement 50.0 %" in why

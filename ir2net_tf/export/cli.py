@@ -31,6 +31,11 @@ from ir2net_tf.export import inputs, report
 from ir2net_tf.runs import artifacts, loading
 
 DEFAULT_VERIFY_IMAGES = 400  # all 360 held-out digits; a few seconds for an ImageNet model
+# Where a zoo model's export goes by default: a folder that .gitignore keeps
+# out of a checkout (the current directory may be one).
+EXPORTS_DIR = "exports"
+RANDOM_WEIGHTS_NOTE = ("random weights (no --weights): the file's size, ops and latency are real, its predictions "
+                       "mean nothing; pass --weights FILE or --model-dir RUN to export a trained model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logits", action="store_true", help="Export logits instead of softmax probabilities.")
     p.add_argument("--output", "-o",
                    type=path_args.argparse_type(PathArg(FILE, must_exist=False, suffixes=(".tflite",))),
-                   help="The .tflite path (default: <model-dir>/model.tflite or ./<model>.tflite).")
+                   help="The .tflite path (default: <model-dir>/model.tflite, or "
+                   f"{EXPORTS_DIR}/<model>.tflite for --model).")
     p.add_argument("--target", choices=deploy.TARGETS, default="arm", help="LCE target (default arm).")
     p.add_argument("--input-type", "--input_type", choices=sorted(deploy.IO_TYPES), default="float32")
     p.add_argument("--output-type", "--output_type", choices=sorted(deploy.IO_TYPES), default="float32")
@@ -80,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", "--batch_size", type=argparse_type(at_least(1)), default=64,
                    help="Batch size of --evaluate (64).")
     p.add_argument("--min-agreement", "--min_agreement", type=argparse_type(fraction()),
-                   help=f"Smallest acceptable top-1 agreement (default {deploy.DEFAULT_MIN_AGREEMENT}; "
-                   f"{deploy.RANDOM_WEIGHTS_MIN_AGREEMENT} for random weights).")
+                   help=f"Smallest acceptable top-1 agreement on labelled inputs: held-out, --images with labels, "
+                   f"--evaluate (default {deploy.DEFAULT_MIN_AGREEMENT}; {deploy.RANDOM_WEIGHTS_MIN_AGREEMENT} for "
+                   "random weights). Every input set is also judged by the outputs' difference against their "
+                   f"spread (at most {deploy.MAX_RELATIVE_DIFFERENCE}).")
     p.add_argument("--latency-runs", "--latency_runs", type=argparse_type(at_least(0)), default=20,
                    help="Timed runs per setting; 0 = skip.")
     p.add_argument("--threads", type=argparse_type(at_least(1)), nargs="+", default=[1, 2],
@@ -123,7 +131,7 @@ def _default_output(args) -> str:
     spec = zoo.get_spec(args.model)
     variant = spec.parse_variant(args.variant)
     suffix = f"_{variant}" if args.variant is not None and variant != spec.default_variant else ""
-    return f"{args.model}{suffix}.tflite"
+    return os.path.join(EXPORTS_DIR, f"{args.model}{suffix}.tflite")
 
 
 def load_model(args):
@@ -176,9 +184,33 @@ def verify(args, model, flatbuffer, run=None, given=None) -> dict:
     return figures
 
 
+def judge(parity: dict, min_agreement: float, quantized: bool = False) -> list:
+    """Why the parity figures fail, one reason per failed check. Every input
+    set is judged by what a correct conversion guarantees whatever the model
+    learned: outputs as close as float rounding and rare rounding-flipped
+    binarizations leave them, against their spread (deploy.output_difference).
+    Labelled sets (held-out, --images with y) are also judged by top-1
+    agreement outside near-ties; on unlabelled ones (random inputs) top-1
+    among a briefly trained model's near-uniform probabilities is luck, so
+    it is reported only. ``quantized``: int8 input or output (LCE's dummy
+    quantization, latency tests only) rounds every output on purpose, so
+    only top-1 agreement is judged there, on every set, as it is meant to
+    keep the top-1 of most inputs."""
+    failures = []
+    for name, figures in parity.items():
+        why = None if quantized else deploy.difference_failure(name, figures)
+        if why is None and ("keras_accuracy" in figures or quantized):
+            why = deploy.agreement_failure(name, figures, min_agreement)
+        if why:
+            failures.append(why)
+    return failures
+
+
 def export(args) -> dict:
     """Does the work; returns the report. Raises DeployError on bad input."""
     output = args.output or _default_output(args)
+    if not args.output and not args.model_dir:
+        os.makedirs(EXPORTS_DIR, exist_ok=True)
     deploy.check_writable(output)
     deploy.check_writable(report.report_path(output))
     try:
@@ -205,7 +237,10 @@ def export(args) -> dict:
         "convert_seconds": time.perf_counter() - start,
         "size_bytes": len(flatbuffer),
         "census": deploy.check_census(deploy.op_census(flatbuffer), deploy.keras_conv_counts(model), args.target),
+        "random_weights": run is None and args.weights is None,
     }
+    if result["random_weights"]:
+        result["weights_note"] = RANDOM_WEIGHTS_NOTE
     failures = list(result["census"]["problems"])
     threshold = args.min_agreement
     if threshold is None:
@@ -214,8 +249,8 @@ def export(args) -> dict:
     if not args.no_verify:
         result["parity"] = verify(args, model, flatbuffer, run, given)
         result["min_agreement"] = threshold
-        failures += [why for name, f in result["parity"].items()
-                     if (why := deploy.agreement_failure(name, f, threshold))]
+        result["max_relative_difference"] = deploy.MAX_RELATIVE_DIFFERENCE
+        failures += judge(result["parity"], threshold, quantized="int8" in (args.input_type, args.output_type))
         hazards = deploy.zero_padding_hazards(model)
         if failures and hazards:
             failures.append(

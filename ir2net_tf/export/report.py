@@ -21,6 +21,9 @@ def _parity_line(name: str, figures: Dict) -> str:
         f"max |diff| {figures['max_abs_diff']:.3g} (outputs up to {figures['max_abs_output']:.3g}), "
         f"{100 * figures['close_fraction']:.0f} % of inputs equal up to rounding"
     )
+    if figures.get("relative_median_diff") is not None:
+        line += (f"; |diff| {figures['relative_median_diff']:.2g} of the outputs' spread ({figures['output_spread']:.3g}) "
+                 f"on the median input, {figures['relative_mean_diff']:.2g} on average")
     if figures.get("judged_agreement") is not None:
         line += (f"; {100 * figures['judged_agreement']:.1f} % on the {figures['judged']} that are not near-ties, "
                  f"{figures['near_ties']} near-tie(s) (top-1 margin ≤ {figures['near_tie_margin']:.3g}) not judged, "
@@ -47,6 +50,8 @@ def summary(report: Dict) -> str:
         f"float convolutions {census['float_conv_ops']} for {census['float_convs_keras']} in the Keras model; "
         + ", ".join(f"{op} {n}" for op, n in {**census["binarize_ops"], **census["int8_ops"]}.items()),
     ]
+    if report.get("weights_note"):
+        lines.insert(1, f"  weights: {report['weights_note']}")
     lines += [f"  census problem: {p}" for p in census["problems"]]
     for name, figures in report.get("parity", {}).items():
         lines.append(_parity_line(name, figures))

@@ -129,6 +129,15 @@ def _offline_error():
         utils.download_pretrained_model = download
 
 
+# larq-zoo's blur pool (QuickNet's stem and transitions) gives its
+# DepthwiseConv2D a plain function as initializer, so tf-keras warns at every
+# get_config (a checkpoint or weights save, a clone, LCE's conversion) that
+# this "may lead to improper serialization". The initializer only fills a
+# fixed kernel that every weights file stores: nothing is lost.
+warnings.filterwarnings("ignore", category=UserWarning,
+                        message=r"The `keras\.initializers\.serialize\(\)` API should only be used")
+
+
 @dataclasses.dataclass(frozen=True)
 class LarqZooBackbone:
     """A ``ModelSpec.backbone``: larq-zoo's network as a nested Keras model

@@ -68,16 +68,14 @@ def _floats(rows, key):
 
 def plot_curves(metrics_path: str, out_path: str) -> None:
     """Loss and accuracy per epoch (all stages in order) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ir2net_tf import plotting
 
     rows = read_metrics(metrics_path)
     if not rows:
         return
     x = list(range(1, len(rows) + 1))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = plotting.figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
     # Markers: a one-epoch stage (every smoke test) is a single point, which
     # a bare line does not draw.
     for key, label in (("loss", "train"), ("val_loss", "validation")):
@@ -102,5 +100,4 @@ def plot_curves(metrics_path: str, out_path: str) -> None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     atomic_write(out_path, buffer.getvalue())
