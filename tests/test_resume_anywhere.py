@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from ir2net_tf.runs import artifacts, checkpoints, loading
 
-from tests_support import ENV, REPO, weights_file_values
+from tests_support import ENV, REPO, checkpoint_state, weights_file_values
 
 # Two stages of two 4-step epochs, a checkpoint every 2 steps: every kind of
 # moment (steps, step and epoch-end checkpoints, validation, the epoch's
@@ -200,38 +200,20 @@ def test_a_cluster_killed_at_any_moment_resumes_to_the_same_weights(tmp_path):
         _check_after_kill(model_dir)
     codes, errors, _, _ = _train(model_dir, envs=envs, args=args)
     assert codes == [0, 0], [e[-3000:] for e in errors]
+    # Every step once: the same epoch, step and optimizer step as the uninterrupted run.
+    ckpt = os.path.join(artifacts.CHECKPOINTS, "stage2")
+    assert checkpoint_state(os.path.join(model_dir, ckpt)) == checkpoint_state(os.path.join(reference, ckpt))
+    # Several replicas add in no fixed order (op determinism is off for them,
+    # docs/troubleshooting.md), so two uninterrupted cluster runs differ in
+    # their last bits too: the same figures and weights up to rounding.
     (weights, validation), (expected_weights, expected_validation) = _outcome(model_dir, 1), _outcome(reference, 1)
-    assert validation == expected_validation
+    assert [v[:2] for v in validation] == [v[:2] for v in expected_validation]
+    np.testing.assert_allclose(np.array([v[2:] for v in validation], float),
+                               np.array([v[2:] for v in expected_validation], float), rtol=1e-4, atol=1.0 / 360)
+    largest = 0.0
     for name, arrays in expected_weights.items():
         for key, value in arrays.items():
-            np.testing.assert_array_equal(weights[name][key], value, err_msg=f"{name}: {key}")
-
-
-def test_a_checkpoint_that_does_not_fit_is_one_line_naming_it(tmp_path):
-    small, large = (tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(units)]) for units in (2, 3))
-    path = tf.train.Checkpoint(model=small, epoch=tf.Variable(1)).save(str(tmp_path / "ckpt"))
-    epoch = tf.Variable(0)
-    # A part the file lacks (a checkpoint from before it existed) keeps its value.
-    checkpoints.restore(path, dict(model=tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)]),
-                                   epoch=epoch, last_row=tf.Variable([7.0])))
-    assert int(epoch.numpy()) == 1
-    with pytest.raises(ValueError) as error:
-        checkpoints.restore(path, dict(model=large, epoch=epoch))
-    message = str(error.value)
-    assert "\n" not in message and path in message and "--overwrite" in message, message
-
-
-def test_an_unfinished_run_exports_the_epochs_its_final_stage_finished(tmp_path):
-    config = {"model": "IR2ResNet20", "training": {"stage": "2"}}
-    with pytest.raises(ValueError, match="has not finished an epoch"):
-        loading.run_weights(str(tmp_path), config)
-    (tmp_path / artifacts.stage_weights("2", "final")).write_bytes(b"w")
-    assert loading.run_weights(str(tmp_path), config).endswith(artifacts.stage_weights("2", "final"))
-    (tmp_path / artifacts.stage_weights("2", "best")).write_bytes(b"w")
-    assert loading.run_weights(str(tmp_path), config).endswith(artifacts.stage_weights("2", "best"))
-    # Stage 1 of --stage both is not the binary model the run is for: named, with how to use it anyway.
-    both = {"model": "IR2ResNet20", "training": {"stage": "both"}}
-    (tmp_path / "one").mkdir()
-    (tmp_path / "one" / artifacts.stage_weights("1", "best")).write_bytes(b"w")
-    with pytest.raises(ValueError, match="stopped during stage 1"):
-        loading.run_weights(str(tmp_path / "one"), both)
+            np.testing.assert_allclose(weights[name][key], value, rtol=1e-3, atol=1e-4, err_msg=f"{name}: {key}")
+            largest = max(largest, float(np.max(np.abs(weights[name][key] - value), initial=0.0)))
+    print(f"cluster: {len(moments)} kills; largest weight difference from the uninterrupted run {largest:.3g}",
+          file=sys.stderr)
