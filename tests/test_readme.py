@@ -47,7 +47,13 @@ def test_the_docs_show_each_command():
 
 @pytest.mark.parametrize("path, name, args", COMMAND_LINES,
                          ids=[f"{p}:{n} {' '.join(a)}"[:90] for p, n, a in COMMAND_LINES])
-def test_shown_command_parses(path, name, args):
+def test_shown_command_parses(path, name, args, monkeypatch):
+    # Names and values only: the files a command reads come from the commands
+    # before it (runs/demo) or the user's machine; path checks are tested in
+    # tests/test_path_args.py.
+    from ir2net_tf import path_args
+
+    monkeypatch.setattr(path_args.PathArg, "problem", lambda self, text: None)
     if name == "train":
         from ir2net_tf.runs import cli
 
@@ -111,4 +117,8 @@ def test_readme_ir2_quicknet_lines_train_and_export_that_run_verified(tmp_path, 
     report = json.loads(open(os.path.join(model_dir, "model.json")).read())
     assert report["ok"] and set(report["parity"]) == {"held-out", "random"}, report
     assert not report["random_weights"] and "weights:" not in out
+    assert report["census"]["ok"] and report["census"]["lce_bconv2d"] == 16
+    config = json.loads(open(os.path.join(model_dir, "config.json")).read())
+    assert (config["model"], config["variant"], config["stages_completed"]) == ("IR2QuickNet", "B", ["2"])
+    assert config["pad_values"] == 1.0  # larq-zoo's own, not the digits recipe's 0
     print(out)

@@ -166,6 +166,12 @@ def main(argv):
     # can act on.
     noise = ("Sharding callback", "is slow compared to the batch time", "Collective all_reduce tensors")
     logging.get_absl_handler().addFilter(lambda record: not any(n in record.getMessage() for n in noise))
+    # TensorFlow's logger has a stderr handler of its own and also passes its
+    # records up to absl's: every TensorFlow warning (the mixed-precision
+    # notice among them) would be printed twice, once past the filter above.
+    import tensorflow as tf
+
+    tf.get_logger().handlers.clear()
 
     runner = None
 
