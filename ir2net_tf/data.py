@@ -619,6 +619,111 @@ def check_image_folder(root: str) -> None:
         )
 
 
+# A full decode of every image is the only check that finds damage inside a
+# file's data; it runs once per folder content (the cache below remembers a
+# folder that passed, by its files' names, sizes and modification times).
+CHECKED_FOLDERS_CACHE = "IR2NET_CACHE_DIR"
+_PROGRESS_SECONDS = 10.0
+_PROGRESS_FROM = 2_000  # folders of more images log their progress
+
+
+def _cache_dir() -> str:
+    default = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ir2net_tf")
+    return os.path.join(os.environ.get(CHECKED_FOLDERS_CACHE) or default, "decoded_image_folders")
+
+
+def _image_files(root: str) -> list:
+    """Every file under ``root`` that ImageFolder (or our flat reader) reads."""
+    from tensorflow_datasets.core.folder_dataset.image_folder import _SUPPORTED_IMAGE_FORMAT
+
+    return sorted(
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(root, followlinks=True)
+        for name in names
+        if os.path.splitext(name)[1].lower() in _SUPPORTED_IMAGE_FORMAT
+    )
+
+
+def _folder_digest(root: str, paths: list) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(f"v1\0{root}".encode())
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def _decoded_shape(contents):
+    """Decodes all of an image's data (what training may read), cheaply: a
+    JPEG at 1/8 scale (libjpeg still reads every entropy-coded byte)."""
+    jpeg = tf.strings.substr(contents, 0, 3) == b"\xff\xd8\xff"
+    return tf.cond(
+        jpeg,
+        lambda: tf.shape(tf.io.decode_jpeg(contents, channels=3, ratio=8)),
+        lambda: tf.shape(tf.io.decode_image(contents, channels=3, expand_animations=False)),
+    )
+
+
+def undecodable_images(paths: list, *, label: str = "") -> list:
+    """``"path (why)"`` for each of ``paths`` that does not decode fully.
+
+    Decodes them in parallel; a decode error drops the file
+    (``ignore_errors``), and the dropped files are decoded again one by one
+    for their error message."""
+    paths = list(paths)
+    if not paths:
+        return []
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    ds = ds.map(lambda path: (path, _decoded_shape(tf.io.read_file(path))), num_parallel_calls=AUTOTUNE,
+                deterministic=False).ignore_errors()
+    import time
+
+    decoded, last = set(), time.monotonic()
+    for path, _ in ds.as_numpy_iterator():
+        decoded.add(path.decode())
+        if len(paths) >= _PROGRESS_FROM and time.monotonic() - last > _PROGRESS_SECONDS:
+            last = time.monotonic()
+            logging.info("Checked %d of %d images%s.", len(decoded), len(paths), label)
+    damaged = []
+    for path in (p for p in paths if p not in decoded):
+        try:
+            _decoded_shape(tf.io.read_file(path))
+            why = "cannot be decoded"  # failed in the batch run only: still refused
+        except (tf.errors.OpError, ValueError) as error:
+            message = getattr(error, "message", str(error)).strip().splitlines()
+            why = f"cannot be decoded: {message[-1] if message else type(error).__name__}"
+        damaged.append(f"{path} ({why})")
+    return damaged
+
+
+def check_images_decode(root: str) -> None:
+    """Raises a ValueError naming every image under ``root`` that does not
+    decode, whatever part of it is damaged (a bad header or end is found by
+    ``check_image_folder`` first). Once a folder passed, the same content
+    is not decoded again."""
+    paths = _image_files(root)
+    marker = os.path.join(_cache_dir(), _folder_digest(root, paths))
+    if os.path.exists(marker):
+        return
+    if len(paths) >= _PROGRESS_FROM:
+        logging.info("Decoding the %d images of %s once, to find damaged files before training.", len(paths), root)
+    damaged = undecodable_images(paths, label=f" of {root}")
+    if damaged:
+        shown = "; ".join(damaged[:10]) + (f"; and {len(damaged) - 10} more" if len(damaged) > 10 else "")
+        raise ValueError(
+            f"Image folder {root!r} holds {len(damaged)} image file(s) that cannot be decoded: {shown}. "
+            "Delete or replace them, then run again."
+        )
+    try:  # remembered for the next run; a cache that cannot be written costs only time
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker + f".{os.getpid()}", "w") as f:
+            f.write(root + "\n")
+        os.replace(marker + f".{os.getpid()}", marker)
+    except OSError:
+        pass
+
+
 def check_folder_classes(root: str, num_classes: int, split_counts: dict) -> None:
     """A classifier needs two classes and examples in every split it uses."""
     if num_classes < 2:
@@ -637,7 +742,9 @@ def load_folder(root, *, image_size, augment, seed) -> Dataset:
     Either ``root/<split>/<class>/*.jpg`` with a ``train`` split and a
     ``validation`` or ``test`` split, or ``root/<class>/*.jpg``, in which case
     every 10th image (in ImageFolder's fixed order) is held out. Damaged
-    image files are named before any training (``check_image_folder``).
+    image files, whatever part of them is damaged, are named before any
+    training (``check_image_folder``, ``check_images_decode``), so that every
+    image counted is one the pipeline yields.
     """
     import tensorflow_datasets as tfds
 
@@ -650,6 +757,7 @@ def load_folder(root, *, image_size, augment, seed) -> Dataset:
             f"{root}/<class name>/<image files>, or with train/ and validation/ splits above the classes."
         )
     check_image_folder(root)
+    check_images_decode(root)
     children = {d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))}
     if "train" in children and children & set(EVAL_SPLITS):
         builder = tfds.folder_dataset.ImageFolder(root)
