@@ -81,7 +81,7 @@ def cifar_train(image, seed, size: int, flip: bool = True):
     """CIFAR augmentation: random horizontal flip, 4-px zero pad + random crop
     (the pad scales with the image: 4 px at 32), normalize."""
     flip_seed, crop_seed = _seeds(seed, 2)
-    image = tf.image.resize(to_float(image), (size, size))
+    image = tf.image.resize(to_float(decode(image)), (size, size))
     if flip:
         image = tf.image.stateless_random_flip_left_right(image, flip_seed)
     image = pad_and_crop(image, crop_seed, max(1, size // 8))
@@ -89,25 +89,74 @@ def cifar_train(image, seed, size: int, flip: bool = True):
 
 
 def resize_only(image, size: int):
-    return normalize(tf.image.resize(to_float(image), (size, size)))
+    return normalize(tf.image.resize(to_float(decode(image)), (size, size)))
+
+
+def is_jpeg(contents):
+    """Whether encoded bytes are a JPEG (by its first bytes, not the file
+    name: older ImageNet releases hold a PNG named .JPEG)."""
+    return tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+
+
+# Pixels decoded beyond each side of a JPEG window (1 suffices for 4:2:0 and
+# 4:2:2 chroma; 2 for wider subsampling).
+_JPEG_MARGIN = 2
+
+
+def decode_window(image, window: Callable):
+    """Decodes only the window ``window((height, width)) → (begin, size)``
+    (each [y, x], int32) of ``image``; returns (the window as uint8 RGB,
+    the whole image's (height, width)).
+
+    A JPEG's size is read from its header and only the window, widened by
+    ``_JPEG_MARGIN`` pixels, is decoded (``decode_and_crop_jpeg``), then cut
+    to the window: the same pixels as a full decode then a crop, for RGB,
+    grayscale and CMYK JPEGs alike (decoded exactly to the window, the pixels
+    on its edges differ in chroma-subsampled JPEGs: libjpeg upsamples the
+    colour there as at an image edge). Other formats (PNG) are decoded whole,
+    then cropped; decoded images (arrays, mocked tfds) are cropped."""
+
+    def crop(full):
+        shape = tf.shape(full)[:2]
+        begin, size = window(shape)
+        return tf.slice(full, tf.concat([begin, [0]], 0), tf.concat([size, [-1]], 0)), shape
+
+    if image.dtype != tf.string:
+        return crop(decode(image))
+
+    def jpeg():
+        shape = tf.image.extract_jpeg_shape(image)[:2]
+        begin, size = window(shape)
+        start = tf.maximum(begin - _JPEG_MARGIN, 0)
+        stop = tf.minimum(begin + size + _JPEG_MARGIN, shape)
+        wide = tf.image.decode_and_crop_jpeg(image, tf.concat([start, stop - start], 0), channels=3)
+        return tf.slice(wide, tf.concat([begin - start, [0]], 0), tf.concat([size, [-1]], 0)), shape
+
+    part, shape = tf.cond(is_jpeg(image), jpeg, lambda: crop(decode(image)))
+    part.set_shape([None, None, 3])
+    return part, shape
 
 
 def random_resized_crop(image, seed, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
     """Inception-style crop: a box of random area (``scale`` of the image) and
-    aspect ratio, resized to ``size``; falls back to the whole image."""
-    shape = tf.shape(image)
+    aspect ratio, resized to ``size``; falls back to the whole image. Takes
+    an image or its encoded bytes (a JPEG is decoded only inside the box)."""
     bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, [1, 1, 4])
-    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape,
-        bbox,
-        seed=seed,
-        min_object_covered=0.0,
-        aspect_ratio_range=ratio,
-        area_range=scale,
-        max_attempts=10,
-        use_image_if_no_bounding_boxes=True,
-    )
-    crop = tf.slice(image, begin, crop_size)
+
+    def window(shape):
+        begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.concat([shape, [3]], 0),
+            bbox,
+            seed=seed,
+            min_object_covered=0.0,
+            aspect_ratio_range=ratio,
+            area_range=scale,
+            max_attempts=10,
+            use_image_if_no_bounding_boxes=True,
+        )
+        return begin[:2], crop_size[:2]
+
+    crop, _ = decode_window(image, window)
     return tf.image.resize(to_float(crop), (size, size))
 
 
@@ -128,15 +177,39 @@ def imagenet_train(image, seed, size: int):
 
 
 def imagenet_eval(image, size: int):
-    """Resize the shorter side to size·256/224 (256 at 224), center crop ``size``."""
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    """Resize the shorter side to size·256/224 (256 at 224), center crop ``size``.
+
+    Computed as a crop then a resize: the bilinear samples of the resized
+    image's centre are taken straight from the window of the original that
+    they read (``crop_and_resize`` at the same positions), so a JPEG is
+    decoded only in that window. The result equals resizing the whole image
+    then cropping, up to float rounding (below 2e-4 after normalization,
+    0.01 of a grey level), for images whose sides
+    are at least 9 px (smaller ones: the samples that would read beyond the
+    edge are moved onto it, where the resize repeats the edge pixel)."""
     resize_to = tf.round(size * 256.0 / 224.0)
-    scale = resize_to / tf.reduce_min(shape)
-    new_shape = tf.cast(tf.round(shape * scale), tf.int32)
-    image = tf.image.resize(to_float(image), new_shape)
-    top = (new_shape[0] - size) // 2
-    left = (new_shape[1] - size) // 2
-    image = image[top : top + size, left : left + size, :]
+
+    def geometry(shape):
+        """The window of the original image the centre crop reads, and the
+        first and last sample positions (rows, columns) in that image."""
+        shape_f = tf.cast(shape, tf.float32)
+        new_shape = tf.round(shape_f * resize_to / tf.reduce_min(shape_f))  # the whole resize's size
+        offset = tf.floor((new_shape - size) / 2.0)  # the centre crop's first row, column
+        # tf.image.resize's (half-pixel) source position of output pixel i: (i + 0.5)·in/out − 0.5.
+        step = shape_f / new_shape
+        first = tf.clip_by_value((offset + 0.5) * step - 0.5, 0.0, shape_f - 1.0)
+        last = tf.clip_by_value((offset + size - 0.5) * step - 0.5, 0.0, shape_f - 1.0)
+        begin = tf.cast(tf.floor(first), tf.int32)
+        end = tf.minimum(tf.cast(tf.floor(last), tf.int32) + 1, shape - 1)
+        return begin, end - begin + 1, first, last
+
+    crop, shape = decode_window(image, lambda shape: geometry(shape)[:2])
+    begin, _, first, last = geometry(shape)
+    # Normalized box corners such that crop_and_resize samples exactly first…last.
+    extent = tf.cast(tf.maximum(tf.shape(crop)[:2] - 1, 1), tf.float32)
+    begin = tf.cast(begin, tf.float32)
+    box = tf.concat([(first - begin) / extent, (last - begin) / extent], 0)
+    image = tf.image.crop_and_resize(to_float(crop)[None], box[None], [0], [size, size])[0]
     image.set_shape([size, size, 3])
     return normalize(image)
 
@@ -163,7 +236,7 @@ class Dataset:
     """A dataset ready for training.
 
     ``train_source`` / ``eval_source`` yield ``(image, label)`` with images
-    undecoded (bytes) or uint8; ``train(epoch, batch_size, skip_batches)``
+    undecoded (bytes), uint8, or file paths that ``read`` reads; ``train(epoch, batch_size, skip_batches)``
     and ``evaluation(batch_size)`` build the pipelines.
     """
 
@@ -176,6 +249,10 @@ class Dataset:
     augment: str
     image_size: int
     seed: int = 0
+    # Sources that yield file paths (image folders) name how an example is
+    # read: it is read where it is decoded, after the batches a resumed run
+    # skips and the slices other workers take are dropped.
+    read: Optional[Callable] = None
 
     def steps_per_epoch(self, batch_size: int) -> int:
         steps = self.train_examples // batch_size
@@ -213,10 +290,12 @@ class Dataset:
         train_fn, _ = preprocessors(self.augment, self.image_size)
         base_seed = tf.constant([self.seed, epoch], tf.int64)
 
+        read = self.read or (lambda image: image)
+
         def prepare(index, example):
             image, label = example
             seed = tf.random.experimental.stateless_fold_in(base_seed, index)
-            return train_fn(decode(image), seed), tf.cast(label, tf.int32)
+            return train_fn(read(image), seed), tf.cast(label, tf.int32)
 
         steps = self.steps_per_epoch(batch_size)
         ds = self.train_source(epoch).take(steps * batch_size).enumerate()
@@ -231,8 +310,10 @@ class Dataset:
     def evaluation(self, batch_size: int) -> tf.data.Dataset:
         _, eval_fn = preprocessors(self.augment, self.image_size)
 
+        read = self.read or (lambda image: image)
+
         def prepare(image, label):
-            return eval_fn(decode(image)), tf.cast(label, tf.int32)
+            return eval_fn(read(image)), tf.cast(label, tf.int32)
 
         ds = self.eval_source().map(prepare, num_parallel_calls=AUTOTUNE)
         return ds.batch(batch_size).prefetch(AUTOTUNE)
@@ -578,8 +659,8 @@ _TAIL = 1024  # JPEG writers may add padding after the end-of-image marker
 
 
 def damaged_image(path: str) -> Optional[str]:
-    """Why the image file ``path`` cannot be decoded (not the format its
-    name says, or cut short), or None. Reads only its first and last bytes,
+    """Why the image file ``path`` cannot be decoded (not an image of a
+    format ImageFolder reads, or cut short), or None. Reads only its first and last bytes,
     so that a folder of a million images is checked in seconds."""
     suffix = os.path.splitext(path)[1].lower()
     try:
@@ -589,9 +670,11 @@ def damaged_image(path: str) -> Optional[str]:
             tail = f.read()
     except OSError as error:
         return f"unreadable ({error.strerror or error})"
-    if not head.startswith(_SIGNATURES[suffix]):
+    # By the content, not the name: a PNG named .JPEG decodes (older ImageNet releases hold one).
+    kind = next((k for k, signature in _SIGNATURES.items() if head.startswith(signature)), None)
+    if kind is None:
         return "empty" if not head else f"not a {suffix[1:].upper()} image"
-    if _ENDINGS[suffix] not in tail:
+    if _ENDINGS[kind] not in tail:
         return "truncated"
     return None
 
@@ -765,9 +848,17 @@ def load_folder(root, *, image_size, augment, seed) -> Dataset:
         check_folder_classes(root, int(builder.info.features["label"].num_classes),
                              {s: int(builder.info.splits[s].num_examples) if s in builder.info.splits else 0
                               for s in used})
-        if augment == "auto":
-            augment = "imagenet" if image_size >= 64 else "cifar"
-        return _from_builder(builder, os.path.basename(root), image_size, augment, seed, image_size)
+        # The examples in ImageFolder's order, shuffled by our seed (its own
+        # as_dataset shuffles without one: no two runs, and no resumed run,
+        # would see the same order).
+        label_of = builder.info.features["label"].str2int
+        train, held = ([(e.image_path, label_of(e.label)) for e in builder._split_examples[s]] for s in used)
+        return Dataset(
+            os.path.basename(root), int(builder.info.features["label"].num_classes), len(train), len(held),
+            lambda epoch: _shuffled(_paths(train), len(train), seed, epoch), lambda: _paths(held),
+            ("imagenet" if image_size >= 64 else "cifar") if augment == "auto" else augment, image_size, seed,
+            read=tf.io.read_file,
+        )
     # A flat class layout: the examples in the order ImageFolder would give
     # them as its split "train", read straight from the folder.
     classes, paths, labels = flat_examples(root)
@@ -776,17 +867,22 @@ def load_folder(root, *, image_size, augment, seed) -> Dataset:
     held_out = count // FOLDER_HOLDOUT_EVERY
     if held_out < 1:
         raise ValueError(f"Image folder {root!r} has {count} images; it needs at least {FOLDER_HOLDOUT_EVERY}.")
-
-    def source(keep_held_out):
-        ds = tf.data.Dataset.from_tensor_slices((paths, labels)).enumerate()
-        ds = ds.filter(lambda i, _: tf.equal(i % FOLDER_HOLDOUT_EVERY, 0) == keep_held_out)
-        return ds.map(lambda _, example: (tf.io.read_file(example[0]), example[1]))
-
+    examples = list(zip(paths, labels.tolist()))
+    train = [e for i, e in enumerate(examples) if i % FOLDER_HOLDOUT_EVERY]
+    held = [e for i, e in enumerate(examples) if not i % FOLDER_HOLDOUT_EVERY]
     return Dataset(
-        os.path.basename(root), len(classes), count - held_out, held_out,
-        lambda epoch: _shuffled(source(False), count, seed, epoch), lambda: source(True),
+        os.path.basename(root), len(classes), len(train), len(held),
+        lambda epoch: _shuffled(_paths(train), len(train), seed, epoch), lambda: _paths(held),
         ("imagenet" if image_size >= 64 else "cifar") if augment == "auto" else augment, image_size, seed,
+        read=tf.io.read_file,
     )
+
+
+def _paths(examples) -> tf.data.Dataset:
+    """(path, label) pairs as a dataset; the files are read by Dataset.read."""
+    paths = [path for path, _ in examples]
+    return tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), np.array([l for _, l in examples],
+                                                                                        np.int64)))
 
 
 def flat_examples(root: str):

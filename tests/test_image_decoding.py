@@ -108,3 +108,101 @@ def test_a_checked_folder_is_not_decoded_again_until_it_changes(tmp_path, monkey
     os.utime(damaged, ns=(os.stat(damaged).st_atime_ns, os.stat(damaged).st_mtime_ns + 1_000_000_000))
     with pytest.raises(ValueError, match=f"{damaged} \\(cannot be decoded"):
         data.load(root, image_size=16)
+
+
+# ---------------------------------------------------------------- formats (issue 27)
+
+
+def encoded(pixels, mode, fmt, **options):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+# name → (PIL mode, format, options): what image folders and ImageNet hold.
+FORMATS = {
+    "rgb.jpg": ("RGB", "JPEG", dict(quality=90)),
+    "rgb444.jpg": ("RGB", "JPEG", dict(quality=90, subsampling=0)),
+    "progressive.jpg": ("RGB", "JPEG", dict(quality=90, progressive=True)),
+    "gray.jpg": ("L", "JPEG", dict(quality=90)),
+    "cmyk.jpg": ("CMYK", "JPEG", dict(quality=90)),
+    "png_named.JPEG": ("RGB", "PNG", {}),  # older ImageNet releases hold one
+    "rgb.png": ("RGB", "PNG", {}),
+    "gray.png": ("L", "PNG", {}),
+}
+
+
+def mixed_folder(root):
+    """train/ and validation/ of two classes, each holding every format."""
+    for split, count in (("train", 2), ("validation", 1)):
+        for c, name in enumerate(("cat", "dog")):
+            os.makedirs(os.path.join(root, split, name), exist_ok=True)
+            for i in range(count):
+                for f, (mode, fmt, options) in FORMATS.items():
+                    pixels = photo(10 * c + i, height=70 + 9 * i, width=90 - 7 * c)
+                    with open(os.path.join(root, split, name, f"{i}_{f}"), "wb") as out:
+                        out.write(encoded(pixels, mode, fmt, **options))
+
+
+def whole_then_crop(contents, seed, size):
+    """imagenet_train as its definition reads: decode every pixel, crop the
+    sampled box, resize, light, flip."""
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    crop_seed, light_seed, flip_seed = data._seeds(seed, 3)
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]), seed=crop_seed,
+        min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3), area_range=(0.08, 1.0), max_attempts=10,
+        use_image_if_no_bounding_boxes=True)
+    area = float(tf.reduce_prod(crop_size[:2])) / float(tf.reduce_prod(tf.shape(image)[:2]))
+    assert 0.08 - 0.02 <= area <= 1.0  # (rounding to whole pixels)
+    image = tf.image.resize(data.to_float(tf.slice(image, begin, crop_size)), (size, size))
+    image = tf.image.stateless_random_flip_left_right(data.pca_lighting(image, light_seed), flip_seed)
+    return data.normalize(image)
+
+
+def whole_resize_then_centre(contents, size):
+    """imagenet_eval as its definition reads: resize the whole image's
+    shorter side to size·256/224, then cut the centre."""
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    shape = np.array(image.shape[:2], np.float32)
+    new = np.round(shape * np.round(size * 256 / 224) / shape.min()).astype(int)
+    resized = tf.image.resize(data.to_float(image), new)
+    top, left = (new[0] - size) // 2, (new[1] - size) // 2
+    return data.normalize(resized[top : top + size, left : left + size])
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_each_format_decodes_to_the_same_crops_as_a_whole_decode(name):
+    mode, fmt, options = FORMATS[name]
+    contents = encoded(photo(3, height=83, width=117), mode, fmt, **options)
+    full = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    assert full.shape == (83, 117, 3)
+    for i in range(6):
+        seed = tf.constant([i, 5], tf.int64)
+        ours = data.imagenet_train(tf.constant(contents), seed, 64).numpy()
+        np.testing.assert_array_equal(ours, whole_then_crop(contents, seed, 64).numpy())
+    for size in (64, 32):
+        ours = data.imagenet_eval(tf.constant(contents), size).numpy()
+        assert ours.shape == (size, size, 3)
+        np.testing.assert_allclose(ours, whole_resize_then_centre(contents, size).numpy(), atol=2e-4)
+
+
+def test_folder_of_mixed_formats_trains_evaluates_and_resumes(tmp_path):
+    root = str(tmp_path / "mixed")
+    mixed_folder(root)
+    dataset = data.load(root, image_size=64)
+    per_class = len(FORMATS)
+    assert (dataset.augment, dataset.train_examples, dataset.eval_examples) == ("imagenet", 4 * per_class,
+                                                                               2 * per_class)
+    batches = list(dataset.train(0, 4))
+    assert len(batches) == per_class and all(images.shape == (4, 64, 64, 3) for images, _ in batches)
+    assert all(np.isfinite(images.numpy()).all() for images, _ in batches)
+    resumed = list(dataset.train(0, 4, skip_batches=3))
+    for (a, la), (b, lb) in zip(batches[3:], resumed):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    evaluation = list(dataset.evaluation(5))
+    assert sum(len(labels) for _, labels in evaluation) == 2 * per_class
+    assert all(images.shape[1:] == (64, 64, 3) and np.isfinite(images.numpy()).all() for images, _ in evaluation)
