@@ -137,10 +137,9 @@ def decode_window(image, window: Callable):
     return part, shape
 
 
-def random_resized_crop(image, seed, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
-    """Inception-style crop: a box of random area (``scale`` of the image) and
-    aspect ratio, resized to ``size``; falls back to the whole image. Takes
-    an image or its encoded bytes (a JPEG is decoded only inside the box)."""
+def _resized_crop(image, seed, size: int, scale, ratio):
+    """random_resized_crop on the image's own scale (0–255 for uint8), and
+    the factor to 0–1."""
     bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, [1, 1, 4])
 
     def window(shape):
@@ -157,23 +156,43 @@ def random_resized_crop(image, seed, size: int, scale=(0.08, 1.0), ratio=(3 / 4,
         return begin[:2], crop_size[:2]
 
     crop, _ = decode_window(image, window)
-    return tf.image.resize(to_float(crop), (size, size))
+    # uint8 resized as it is (resize computes in float32), scaled to 0–1 after:
+    # 224² pixels to scale instead of the whole crop.
+    unit = 1.0 / 255.0 if crop.dtype == tf.uint8 else 1.0
+    return tf.image.resize(crop, (size, size)), unit
+
+
+def random_resized_crop(image, seed, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """Inception-style crop: a box of random area (``scale`` of the image) and
+    aspect ratio, resized to ``size``, on the 0–1 scale; falls back to the
+    whole image. Takes an image or its encoded bytes (a JPEG is decoded only
+    inside the box)."""
+    resized, unit = _resized_crop(image, seed, size, scale, ratio)
+    return resized * unit
+
+
+def lighting_shift(seed, alpha_std: float = PCA_ALPHA_STD):
+    """AlexNet lighting noise's colour shift Σ_i α_i λ_i v_i, α ~ N(0, std)."""
+    alpha = tf.random.stateless_normal([3], seed, stddev=alpha_std)
+    return tf.linalg.matvec(tf.constant(PCA_EIGVEC), alpha * tf.constant(PCA_EIGVAL))
 
 
 def pca_lighting(image, seed, alpha_std: float = PCA_ALPHA_STD):
     """AlexNet lighting noise: add Σ_i α_i λ_i v_i to every pixel, α ~ N(0, std)."""
-    alpha = tf.random.stateless_normal([3], seed, stddev=alpha_std)
-    rgb = tf.linalg.matvec(tf.constant(PCA_EIGVEC), alpha * tf.constant(PCA_EIGVAL))
-    return image + rgb
+    return image + lighting_shift(seed, alpha_std)
 
 
 def imagenet_train(image, seed, size: int):
-    """Random resized crop (scale 0.08–1), PCA lighting (α std 0.1), flip, normalize."""
+    """Random resized crop (scale 0.08–1), PCA lighting (α std 0.1), flip, normalize.
+
+    Scaling to 0–1, lighting and normalization are one multiply-add per
+    pixel: normalize(x/255 + shift) = x·(1/(255·std)) + (shift − mean)/std
+    (equal up to float rounding, 1e-6)."""
     crop_seed, light_seed, flip_seed = _seeds(seed, 3)
-    image = random_resized_crop(image, crop_seed, size)
-    image = pca_lighting(image, light_seed)
+    image, unit = _resized_crop(image, crop_seed, size, (0.08, 1.0), (3 / 4, 4 / 3))
     image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-    return normalize(image)
+    std = tf.constant(IMAGENET_STD)
+    return image * (unit / std) + (lighting_shift(light_seed) - tf.constant(IMAGENET_MEAN)) / std
 
 
 def imagenet_eval(image, size: int):

@@ -41,7 +41,7 @@ def photos(count: int, seed: int = 0):
         height, width = (int(v) for v in rng.integers(256, 501, 2))
         coarse = rng.random((1, 5, 7, 3)).astype(np.float32)
         field = tf.image.resize(coarse, (height, width), method="bicubic")[0].numpy()
-        texture = tf.image.resize(rng.normal(0, 0.06, (1, height // 3, width // 3, 3)).astype(np.float32),
+        texture = tf.image.resize(rng.normal(0, 0.1, (1, height // 3, width // 3, 3)).astype(np.float32),
                                   (height, width))[0].numpy()
         pixels = np.clip((field + texture) * 255 + rng.normal(0, 3, field.shape), 0, 255).astype(np.uint8)
         images.append(tf.io.encode_jpeg(pixels, quality=90).numpy())
