@@ -187,7 +187,7 @@ def imagenet_train(image, seed, size: int):
 
     Scaling to 0–1, lighting and normalization are one multiply-add per
     pixel: normalize(x/255 + shift) = x·(1/(255·std)) + (shift − mean)/std
-    (equal up to float rounding, 1e-6)."""
+    (equal up to float rounding, below 1e-5)."""
     crop_seed, light_seed, flip_seed = _seeds(seed, 3)
     image, unit = _resized_crop(image, crop_seed, size, (0.08, 1.0), (3 / 4, 4 / 3))
     image = tf.image.stateless_random_flip_left_right(image, flip_seed)
@@ -206,7 +206,7 @@ def imagenet_eval(image, size: int):
     elsewhere; ``crop_and_resize`` at the exact positions is slower than the
     whole resize: docs/performance.md). The uint8 image is resized as it is
     and only the crop is scaled to 0–1 (equal to scaling first up to float
-    rounding, 1e-6)."""
+    rounding, below 1e-5)."""
     image = decode(image)
     to_unit = 1.0 / 255.0 if image.dtype == tf.uint8 else 1.0  # (to_float's scaling)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
