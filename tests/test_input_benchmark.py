@@ -2,10 +2,8 @@
 reference run on generated photos and on a folder, and the table holds
 every row (issue 27; the speeds themselves are in docs/performance.md)."""
 
-import os
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from ir2net_tf.catalog import cli, input_benchmark
