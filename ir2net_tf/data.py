@@ -81,7 +81,7 @@ def cifar_train(image, seed, size: int, flip: bool = True):
     """CIFAR augmentation: random horizontal flip, 4-px zero pad + random crop
     (the pad scales with the image: 4 px at 32), normalize."""
     flip_seed, crop_seed = _seeds(seed, 2)
-    image = tf.image.resize(to_float(image), (size, size))
+    image = tf.image.resize(to_float(decode(image)), (size, size))
     if flip:
         image = tf.image.stateless_random_flip_left_right(image, flip_seed)
     image = pad_and_crop(image, crop_seed, max(1, size // 8))
@@ -89,56 +89,136 @@ def cifar_train(image, seed, size: int, flip: bool = True):
 
 
 def resize_only(image, size: int):
-    return normalize(tf.image.resize(to_float(image), (size, size)))
+    return normalize(tf.image.resize(to_float(decode(image)), (size, size)))
+
+
+def is_jpeg(contents):
+    """Whether encoded bytes are a JPEG (by its first bytes, not the file
+    name: older ImageNet releases hold a PNG named .JPEG)."""
+    return tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+
+
+# Pixels decoded beyond each side of a JPEG window (1 suffices for 4:2:0 and
+# 4:2:2 chroma; 2 for wider subsampling).
+_JPEG_MARGIN = 2
+
+
+def decode_window(image, window: Callable):
+    """Decodes only the window ``window((height, width)) → (begin, size)``
+    (each [y, x], int32) of ``image``; returns (the window as uint8 RGB,
+    the whole image's (height, width)).
+
+    A JPEG's size is read from its header and only the window, widened by
+    ``_JPEG_MARGIN`` pixels, is decoded (``decode_and_crop_jpeg``), then cut
+    to the window: the same pixels as a full decode then a crop, for RGB,
+    grayscale and CMYK JPEGs alike (decoded exactly to the window, the pixels
+    on its edges differ in chroma-subsampled JPEGs: libjpeg upsamples the
+    colour there as at an image edge). Other formats (PNG) are decoded whole,
+    then cropped; decoded images (arrays, mocked tfds) are cropped."""
+
+    def crop(full):
+        shape = tf.shape(full)[:2]
+        begin, size = window(shape)
+        return tf.slice(full, tf.concat([begin, [0]], 0), tf.concat([size, [-1]], 0)), shape
+
+    if image.dtype != tf.string:
+        return crop(decode(image))
+
+    def jpeg():
+        shape = tf.image.extract_jpeg_shape(image)[:2]
+        begin, size = window(shape)
+        start = tf.maximum(begin - _JPEG_MARGIN, 0)
+        stop = tf.minimum(begin + size + _JPEG_MARGIN, shape)
+        wide = tf.image.decode_and_crop_jpeg(image, tf.concat([start, stop - start], 0), channels=3)
+        return tf.slice(wide, tf.concat([begin - start, [0]], 0), tf.concat([size, [-1]], 0)), shape
+
+    part, shape = tf.cond(is_jpeg(image), jpeg, lambda: crop(decode(image)))
+    part.set_shape([None, None, 3])
+    return part, shape
+
+
+def _resized_crop(image, seed, size: int, scale, ratio):
+    """random_resized_crop on the image's own scale (0–255 for uint8), and
+    the factor to 0–1."""
+    bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, [1, 1, 4])
+
+    def window(shape):
+        begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.concat([shape, [3]], 0),
+            bbox,
+            seed=seed,
+            min_object_covered=0.0,
+            aspect_ratio_range=ratio,
+            area_range=scale,
+            max_attempts=10,
+            use_image_if_no_bounding_boxes=True,
+        )
+        return begin[:2], crop_size[:2]
+
+    crop, _ = decode_window(image, window)
+    # uint8 resized as it is (resize computes in float32), scaled to 0–1 after:
+    # 224² pixels to scale instead of the whole crop.
+    unit = 1.0 / 255.0 if crop.dtype == tf.uint8 else 1.0
+    return tf.image.resize(crop, (size, size)), unit
 
 
 def random_resized_crop(image, seed, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
     """Inception-style crop: a box of random area (``scale`` of the image) and
-    aspect ratio, resized to ``size``; falls back to the whole image."""
-    shape = tf.shape(image)
-    bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, [1, 1, 4])
-    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape,
-        bbox,
-        seed=seed,
-        min_object_covered=0.0,
-        aspect_ratio_range=ratio,
-        area_range=scale,
-        max_attempts=10,
-        use_image_if_no_bounding_boxes=True,
-    )
-    crop = tf.slice(image, begin, crop_size)
-    return tf.image.resize(to_float(crop), (size, size))
+    aspect ratio, resized to ``size``, on the 0–1 scale; falls back to the
+    whole image. Takes an image or its encoded bytes (a JPEG is decoded only
+    inside the box)."""
+    resized, unit = _resized_crop(image, seed, size, scale, ratio)
+    return resized * unit
+
+
+def lighting_shift(seed, alpha_std: float = PCA_ALPHA_STD):
+    """AlexNet lighting noise's colour shift Σ_i α_i λ_i v_i, α ~ N(0, std)."""
+    alpha = tf.random.stateless_normal([3], seed, stddev=alpha_std)
+    return tf.linalg.matvec(tf.constant(PCA_EIGVEC), alpha * tf.constant(PCA_EIGVAL))
 
 
 def pca_lighting(image, seed, alpha_std: float = PCA_ALPHA_STD):
     """AlexNet lighting noise: add Σ_i α_i λ_i v_i to every pixel, α ~ N(0, std)."""
-    alpha = tf.random.stateless_normal([3], seed, stddev=alpha_std)
-    rgb = tf.linalg.matvec(tf.constant(PCA_EIGVEC), alpha * tf.constant(PCA_EIGVAL))
-    return image + rgb
+    return image + lighting_shift(seed, alpha_std)
 
 
 def imagenet_train(image, seed, size: int):
-    """Random resized crop (scale 0.08–1), PCA lighting (α std 0.1), flip, normalize."""
+    """Random resized crop (scale 0.08–1), PCA lighting (α std 0.1), flip, normalize.
+
+    Scaling to 0–1, lighting and normalization are one multiply-add per
+    pixel: normalize(x/255 + shift) = x·(1/(255·std)) + (shift − mean)/std
+    (equal up to float rounding, below 1e-5)."""
     crop_seed, light_seed, flip_seed = _seeds(seed, 3)
-    image = random_resized_crop(image, crop_seed, size)
-    image = pca_lighting(image, light_seed)
+    image, unit = _resized_crop(image, crop_seed, size, (0.08, 1.0), (3 / 4, 4 / 3))
     image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-    return normalize(image)
+    std = tf.constant(IMAGENET_STD)
+    return image * (unit / std) + (lighting_shift(light_seed) - tf.constant(IMAGENET_MEAN)) / std
 
 
 def imagenet_eval(image, size: int):
-    """Resize the shorter side to size·256/224 (256 at 224), center crop ``size``."""
+    """Resize the shorter side to size·256/224 (256 at 224), center crop ``size``.
+
+    The whole image is decoded: decoding only the centre window
+    (``decode_and_crop_jpeg``) saves little here (the window keeps 77 % of
+    the rows at 224, and the time is in the entropy decoding of those rows),
+    and resizing only the window cannot sample the same positions with the
+    fast bilinear kernel (a crop then a resize samples up to half a pixel
+    elsewhere; ``crop_and_resize`` at the exact positions is slower than the
+    whole resize: docs/performance.md). The uint8 image is resized as it is
+    and only the crop is scaled to 0–1 (equal to scaling first up to float
+    rounding, below 1e-5)."""
+    image = decode(image)
+    to_unit = 1.0 / 255.0 if image.dtype == tf.uint8 else 1.0  # (to_float's scaling)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     resize_to = tf.round(size * 256.0 / 224.0)
     scale = resize_to / tf.reduce_min(shape)
     new_shape = tf.cast(tf.round(shape * scale), tf.int32)
-    image = tf.image.resize(to_float(image), new_shape)
+    image = tf.image.resize(image, new_shape)  # float32, on the 0–255 scale of a uint8 image
     top = (new_shape[0] - size) // 2
     left = (new_shape[1] - size) // 2
     image = image[top : top + size, left : left + size, :]
     image.set_shape([size, size, 3])
-    return normalize(image)
+    return normalize(image * to_unit)
 
 
 def preprocessors(augment: str, size: int) -> Tuple[Callable, Callable]:
@@ -163,7 +243,7 @@ class Dataset:
     """A dataset ready for training.
 
     ``train_source`` / ``eval_source`` yield ``(image, label)`` with images
-    undecoded (bytes) or uint8; ``train(epoch, batch_size, skip_batches)``
+    undecoded (bytes), uint8, or file paths that ``read`` reads; ``train(epoch, batch_size, skip_batches)``
     and ``evaluation(batch_size)`` build the pipelines.
     """
 
@@ -176,6 +256,10 @@ class Dataset:
     augment: str
     image_size: int
     seed: int = 0
+    # Sources that yield file paths (image folders) name how an example is
+    # read: it is read where it is decoded, after the batches a resumed run
+    # skips and the slices other workers take are dropped.
+    read: Optional[Callable] = None
 
     def steps_per_epoch(self, batch_size: int) -> int:
         steps = self.train_examples // batch_size
@@ -213,10 +297,12 @@ class Dataset:
         train_fn, _ = preprocessors(self.augment, self.image_size)
         base_seed = tf.constant([self.seed, epoch], tf.int64)
 
+        read = self.read or (lambda image: image)
+
         def prepare(index, example):
             image, label = example
             seed = tf.random.experimental.stateless_fold_in(base_seed, index)
-            return train_fn(decode(image), seed), tf.cast(label, tf.int32)
+            return train_fn(read(image), seed), tf.cast(label, tf.int32)
 
         steps = self.steps_per_epoch(batch_size)
         ds = self.train_source(epoch).take(steps * batch_size).enumerate()
@@ -231,8 +317,10 @@ class Dataset:
     def evaluation(self, batch_size: int) -> tf.data.Dataset:
         _, eval_fn = preprocessors(self.augment, self.image_size)
 
+        read = self.read or (lambda image: image)
+
         def prepare(image, label):
-            return eval_fn(decode(image)), tf.cast(label, tf.int32)
+            return eval_fn(read(image)), tf.cast(label, tf.int32)
 
         ds = self.eval_source().map(prepare, num_parallel_calls=AUTOTUNE)
         return ds.batch(batch_size).prefetch(AUTOTUNE)
@@ -578,8 +666,8 @@ _TAIL = 1024  # JPEG writers may add padding after the end-of-image marker
 
 
 def damaged_image(path: str) -> Optional[str]:
-    """Why the image file ``path`` cannot be decoded (not the format its
-    name says, or cut short), or None. Reads only its first and last bytes,
+    """Why the image file ``path`` cannot be decoded (not an image of a
+    format ImageFolder reads, or cut short), or None. Reads only its first and last bytes,
     so that a folder of a million images is checked in seconds."""
     suffix = os.path.splitext(path)[1].lower()
     try:
@@ -589,9 +677,11 @@ def damaged_image(path: str) -> Optional[str]:
             tail = f.read()
     except OSError as error:
         return f"unreadable ({error.strerror or error})"
-    if not head.startswith(_SIGNATURES[suffix]):
+    # By the content, not the name: a PNG named .JPEG decodes (older ImageNet releases hold one).
+    kind = next((k for k, signature in _SIGNATURES.items() if head.startswith(signature)), None)
+    if kind is None:
         return "empty" if not head else f"not a {suffix[1:].upper()} image"
-    if _ENDINGS[suffix] not in tail:
+    if _ENDINGS[kind] not in tail:
         return "truncated"
     return None
 
@@ -619,6 +709,111 @@ def check_image_folder(root: str) -> None:
         )
 
 
+# A full decode of every image is the only check that finds damage inside a
+# file's data; it runs once per folder content (the cache below remembers a
+# folder that passed, by its files' names, sizes and modification times).
+CHECKED_FOLDERS_CACHE = "IR2NET_CACHE_DIR"
+_PROGRESS_SECONDS = 10.0
+_PROGRESS_FROM = 2_000  # folders of more images log their progress
+
+
+def _cache_dir() -> str:
+    default = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ir2net_tf")
+    return os.path.join(os.environ.get(CHECKED_FOLDERS_CACHE) or default, "decoded_image_folders")
+
+
+def _image_files(root: str) -> list:
+    """Every file under ``root`` that ImageFolder (or our flat reader) reads."""
+    from tensorflow_datasets.core.folder_dataset.image_folder import _SUPPORTED_IMAGE_FORMAT
+
+    return sorted(
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(root, followlinks=True)
+        for name in names
+        if os.path.splitext(name)[1].lower() in _SUPPORTED_IMAGE_FORMAT
+    )
+
+
+def _folder_digest(root: str, paths: list) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(f"v1\0{root}".encode())
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def _decoded_shape(contents):
+    """Decodes all of an image's data (what training may read), cheaply: a
+    JPEG at 1/8 scale (libjpeg still reads every entropy-coded byte)."""
+    jpeg = tf.strings.substr(contents, 0, 3) == b"\xff\xd8\xff"
+    return tf.cond(
+        jpeg,
+        lambda: tf.shape(tf.io.decode_jpeg(contents, channels=3, ratio=8)),
+        lambda: tf.shape(tf.io.decode_image(contents, channels=3, expand_animations=False)),
+    )
+
+
+def undecodable_images(paths: list, *, label: str = "") -> list:
+    """``"path (why)"`` for each of ``paths`` that does not decode fully.
+
+    Decodes them in parallel; a decode error drops the file
+    (``ignore_errors``), and the dropped files are decoded again one by one
+    for their error message."""
+    paths = list(paths)
+    if not paths:
+        return []
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    ds = ds.map(lambda path: (path, _decoded_shape(tf.io.read_file(path))), num_parallel_calls=AUTOTUNE,
+                deterministic=False).ignore_errors()
+    import time
+
+    decoded, last = set(), time.monotonic()
+    for path, _ in ds.as_numpy_iterator():
+        decoded.add(path.decode())
+        if len(paths) >= _PROGRESS_FROM and time.monotonic() - last > _PROGRESS_SECONDS:
+            last = time.monotonic()
+            logging.info("Checked %d of %d images%s.", len(decoded), len(paths), label)
+    damaged = []
+    for path in (p for p in paths if p not in decoded):
+        try:
+            _decoded_shape(tf.io.read_file(path))
+            why = "cannot be decoded"  # failed in the batch run only: still refused
+        except (tf.errors.OpError, ValueError) as error:
+            message = getattr(error, "message", str(error)).strip().splitlines()
+            why = f"cannot be decoded: {message[-1] if message else type(error).__name__}"
+        damaged.append(f"{path} ({why})")
+    return damaged
+
+
+def check_images_decode(root: str) -> None:
+    """Raises a ValueError naming every image under ``root`` that does not
+    decode, whatever part of it is damaged (a bad header or end is found by
+    ``check_image_folder`` first). Once a folder passed, the same content
+    is not decoded again."""
+    paths = _image_files(root)
+    marker = os.path.join(_cache_dir(), _folder_digest(root, paths))
+    if os.path.exists(marker):
+        return
+    if len(paths) >= _PROGRESS_FROM:
+        logging.info("Decoding the %d images of %s once, to find damaged files before training.", len(paths), root)
+    damaged = undecodable_images(paths, label=f" of {root}")
+    if damaged:
+        shown = "; ".join(damaged[:10]) + (f"; and {len(damaged) - 10} more" if len(damaged) > 10 else "")
+        raise ValueError(
+            f"Image folder {root!r} holds {len(damaged)} image file(s) that cannot be decoded: {shown}. "
+            "Delete or replace them, then run again."
+        )
+    try:  # remembered for the next run; a cache that cannot be written costs only time
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker + f".{os.getpid()}", "w") as f:
+            f.write(root + "\n")
+        os.replace(marker + f".{os.getpid()}", marker)
+    except OSError:
+        pass
+
+
 def check_folder_classes(root: str, num_classes: int, split_counts: dict) -> None:
     """A classifier needs two classes and examples in every split it uses."""
     if num_classes < 2:
@@ -637,7 +832,9 @@ def load_folder(root, *, image_size, augment, seed) -> Dataset:
     Either ``root/<split>/<class>/*.jpg`` with a ``train`` split and a
     ``validation`` or ``test`` split, or ``root/<class>/*.jpg``, in which case
     every 10th image (in ImageFolder's fixed order) is held out. Damaged
-    image files are named before any training (``check_image_folder``).
+    image files, whatever part of them is damaged, are named before any
+    training (``check_image_folder``, ``check_images_decode``), so that every
+    image counted is one the pipeline yields.
     """
     import tensorflow_datasets as tfds
 
@@ -650,6 +847,7 @@ def load_folder(root, *, image_size, augment, seed) -> Dataset:
             f"{root}/<class name>/<image files>, or with train/ and validation/ splits above the classes."
         )
     check_image_folder(root)
+    check_images_decode(root)
     children = {d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))}
     if "train" in children and children & set(EVAL_SPLITS):
         builder = tfds.folder_dataset.ImageFolder(root)
@@ -657,9 +855,17 @@ def load_folder(root, *, image_size, augment, seed) -> Dataset:
         check_folder_classes(root, int(builder.info.features["label"].num_classes),
                              {s: int(builder.info.splits[s].num_examples) if s in builder.info.splits else 0
                               for s in used})
-        if augment == "auto":
-            augment = "imagenet" if image_size >= 64 else "cifar"
-        return _from_builder(builder, os.path.basename(root), image_size, augment, seed, image_size)
+        # The examples in ImageFolder's order, shuffled by our seed (its own
+        # as_dataset shuffles without one: no two runs, and no resumed run,
+        # would see the same order).
+        label_of = builder.info.features["label"].str2int
+        train, held = ([(e.image_path, label_of(e.label)) for e in builder._split_examples[s]] for s in used)
+        return Dataset(
+            os.path.basename(root), int(builder.info.features["label"].num_classes), len(train), len(held),
+            lambda epoch: _shuffled(_paths(train), len(train), seed, epoch), lambda: _paths(held),
+            ("imagenet" if image_size >= 64 else "cifar") if augment == "auto" else augment, image_size, seed,
+            read=tf.io.read_file,
+        )
     # A flat class layout: the examples in the order ImageFolder would give
     # them as its split "train", read straight from the folder.
     classes, paths, labels = flat_examples(root)
@@ -668,17 +874,22 @@ def load_folder(root, *, image_size, augment, seed) -> Dataset:
     held_out = count // FOLDER_HOLDOUT_EVERY
     if held_out < 1:
         raise ValueError(f"Image folder {root!r} has {count} images; it needs at least {FOLDER_HOLDOUT_EVERY}.")
-
-    def source(keep_held_out):
-        ds = tf.data.Dataset.from_tensor_slices((paths, labels)).enumerate()
-        ds = ds.filter(lambda i, _: tf.equal(i % FOLDER_HOLDOUT_EVERY, 0) == keep_held_out)
-        return ds.map(lambda _, example: (tf.io.read_file(example[0]), example[1]))
-
+    examples = list(zip(paths, labels.tolist()))
+    train = [e for i, e in enumerate(examples) if i % FOLDER_HOLDOUT_EVERY]
+    held = [e for i, e in enumerate(examples) if not i % FOLDER_HOLDOUT_EVERY]
     return Dataset(
-        os.path.basename(root), len(classes), count - held_out, held_out,
-        lambda epoch: _shuffled(source(False), count, seed, epoch), lambda: source(True),
+        os.path.basename(root), len(classes), len(train), len(held),
+        lambda epoch: _shuffled(_paths(train), len(train), seed, epoch), lambda: _paths(held),
         ("imagenet" if image_size >= 64 else "cifar") if augment == "auto" else augment, image_size, seed,
+        read=tf.io.read_file,
     )
+
+
+def _paths(examples) -> tf.data.Dataset:
+    """(path, label) pairs as a dataset; the files are read by Dataset.read."""
+    paths = [path for path, _ in examples]
+    return tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), np.array([l for _, l in examples],
+                                                                                        np.int64)))
 
 
 def flat_examples(root: str):

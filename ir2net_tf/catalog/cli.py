@@ -6,6 +6,8 @@
   python -m zoo summary NAME [--variant X] the per-layer Larq summary of one model
   python -m zoo benchmark [...]            conversion, host latency, size and training
                                           throughput of the IR² models and anchors
+  python -m zoo benchmark-input [...]      the input pipelines in images/s per core,
+                                          beside a Model-Garden-style reference
   python -m zoo step-benchmark [...]       IR² training step time over the plain step,
                                           with the mask keeping everything and erasing
   python -m zoo show-restriction ...      PNGs of the attention, mask and restricted
@@ -26,7 +28,7 @@ from ir2net_tf import zoo
 from ir2net_tf.command_name import command_name
 from ir2net_tf.flag_domains import Domain, argparse_type, at_least
 from ir2net_tf.deploy import DeployError
-from ir2net_tf.catalog import benchmark, measured, show_restriction
+from ir2net_tf.catalog import benchmark, input_benchmark, measured, show_restriction
 
 
 def cmd_list(args) -> int:
@@ -92,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("benchmark", help="measure latency, size and throughput against the anchors")
     benchmark.add_arguments(p)
     p.set_defaults(run=benchmark.run)
+    p = commands.add_parser("benchmark-input", help="the input pipelines in images/s per core, beside a reference")
+    input_benchmark.add_arguments(p)
+    p.set_defaults(run=input_benchmark.run)
     p = commands.add_parser("step-benchmark", help="IR² step time over the plain step, in both regimes")
     p.add_argument("--model", default="IR2ResNet18", help=f"one of {', '.join(zoo.MODELS)}")
     p.add_argument("--image_size", type=argparse_type(at_least(1)),
