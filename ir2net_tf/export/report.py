@@ -48,6 +48,7 @@ def summary(report: Dict) -> str:
         + ", ".join(f"{op} {n}" for op, n in {**census["binarize_ops"], **census["int8_ops"]}.items()),
     ]
     lines += [f"  census problem: {p}" for p in census["problems"]]
+    lines += [f"  census note: {n}" for n in census.get("notes", [])]
     for name, figures in report.get("parity", {}).items():
         lines.append(_parity_line(name, figures))
     if "evaluation" in report:
