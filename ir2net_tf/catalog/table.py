@@ -105,11 +105,11 @@ def catalog_rows(progress: bool = True, models=None) -> List[dict]:
     table lacks are built and counted."""
     stored = stored_rows()
     by_key: Dict[Tuple[str, Optional[str]], dict] = {(r["model"], r["variant"]): r for r in stored}
-    spec_module = sys.modules.get("ir2net_tf.models.spec")
-    if spec_module is not None and "ir2net_tf.zoo" in sys.modules:
-        pairs = spec_module.model_variants()
+    zoo = sys.modules.get("ir2net_tf.zoo")
+    if zoo is not None:
+        pairs = zoo.model_variants()
         for name in models or []:
-            spec_module.get_spec(name)  # a clear error for unknown names
+            zoo.get_spec(name)  # a clear error for unknown names
         missing = [p for p in pairs if p not in by_key and (not models or p[0] in models)]
         by_key.update({(r["model"], r["variant"]): r for r in built_rows(missing, progress=progress)})
     else:

@@ -270,12 +270,28 @@ def _census_cell(row) -> str:
     return text + (" (not fully binary: see note)" if row.get("deploy_note") else "")
 
 
+def _short(failure: str, row: dict) -> str:
+    """A failure as the table says it: LCE's known zero-padding fault in a few words."""
+    if failure.startswith("agreement:") and row.get("hazards"):
+        figures = row["agreement"]
+        return (f"agreement {100 * figures['top1_agreement']:.0f} % < 80 %: LCE's zero-padding fault "
+                f"({len(row['hazards'])} binary conv(s) on maps smaller than the kernel at this size; "
+                "exact at a larger input or with pad_values=1)")
+    return failure
+
+
 def markdown(state: dict) -> str:
     rows = sorted(state["rows"].values(), key=lambda r: (r["order"], r["size"]))
     add_ratios(rows)
+    sizes = {}
+    for r in rows:
+        sizes[r["size"]] = sizes.get(r["size"], 0) + 1
+    at = ", ".join(f"{n} at {size}×{size}" for size, n in sorted(sizes.items()))
+    failed = sum(not r["ok"] for r in rows)
     lines = [
-        f"Run {state.get('date', '?')} on {state.get('machine', '?')} by `python -m zoo verify` "
-        f"({len(rows)} rows, {sum(r['seconds'].get('total', 0) for r in rows) / 60:.0f} min of row time).",
+        f"Run {state.get('date', '?')} on {state.get('machine', '?')} by `python -m zoo verify`: "
+        f"{len(rows)} rows ({at}), {failed} with failures, "
+        f"{sum(r['seconds'].get('total', 0) for r in rows) / 60:.0f} min of row time.",
         "",
         "| model | head | size | step (loss) | census: LceBconv2d / binary convs | agreement (random weights) "
         "| instructions (ratio to original) | .keras reload | s | result |",
@@ -289,7 +305,7 @@ def markdown(state: dict) -> str:
             if r.get("instruction_ratio"):
                 counted += f" ({r['instruction_ratio']:.3f})"
         reload = "–" if "reload_equal" not in r else ("equal" if r["reload_equal"] else "DIFFER")
-        result = "ok" if r["ok"] else "FAIL: " + "; ".join(r["failures"])
+        result = "ok" if r["ok"] else "FAIL: " + "; ".join(_short(f, r) for f in r["failures"])
         lines.append(f"| {r['model']} | {r['head']} | {r['size']} | {step} | {_census_cell(r)} | "
                      f"{_agreement_cell(r)} | {counted} | {reload} | {r['seconds'].get('total', '–')} | "
                      f"{result.replace('|', '/')} |")
