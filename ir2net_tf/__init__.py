@@ -4,13 +4,26 @@ Importing this package selects Keras 2 (``tf_keras``) for TensorFlow, which
 Larq needs; import it before TensorFlow, or set ``TF_USE_LEGACY_KERAS=1``.
 """
 
+import importlib
+
 from ir2net_tf._keras2 import ensure_legacy_keras
 
 ensure_legacy_keras()
 
-from ir2net_tf import layers, recovery, restriction  # noqa: E402
-from ir2net_tf.restriction import restriction_mask, restrict  # noqa: E402
-
 __version__ = "0.2.0"
 
 __all__ = ["layers", "recovery", "restriction", "restriction_mask", "restrict"]
+
+# Loaded on first use (PEP 562), not on import: the package imports no
+# TensorFlow itself, so a command that needs none (``python -m zoo list``
+# reads its table) starts at once.
+_SUBMODULES = ("layers", "recovery", "restriction")
+_FROM_RESTRICTION = ("restriction_mask", "restrict")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"ir2net_tf.{name}")
+    if name in _FROM_RESTRICTION:
+        return getattr(importlib.import_module("ir2net_tf.restriction"), name)
+    raise AttributeError(f"module 'ir2net_tf' has no attribute {name!r}")

@@ -14,6 +14,8 @@ does not hide, are dropped from the import's output; every other line passes
 through.
 """
 
+import importlib.abc
+import importlib.util
 import os
 import re
 import sys
@@ -38,13 +40,17 @@ _NOISE = re.compile(
 
 
 def ensure_legacy_keras() -> None:
-    """Select Keras 2 for TensorFlow and import it, or fail loudly if
-    TensorFlow was already imported with Keras 3."""
+    """Select Keras 2 for TensorFlow, to be imported (filtered) when something
+    first imports it, or fail loudly if TensorFlow was already imported with
+    Keras 3."""
     tf = sys.modules.get("tensorflow")
     if tf is None:
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        _import_tensorflow_filtered()
+        # Deferred to the first ``import tensorflow`` (about 3 s): a command
+        # that needs none, as ``python -m zoo list``, never pays for it.
+        if not any(isinstance(finder, _FilteredTensorFlowImport) for finder in sys.meta_path):
+            sys.meta_path.insert(0, _FilteredTensorFlowImport())
         return
     # TensorFlow reads TF_USE_LEGACY_KERAS once, at its own import, and records
     # it here; set later, tf.keras names tf_keras while TensorFlow's own
@@ -61,6 +67,34 @@ def ensure_legacy_keras() -> None:
             f"(tf.keras is {keras_module or 'unknown'}), but ir2net_tf and Larq "
             "need Keras 2 (tf_keras). " + _FIX
         )
+
+
+class _LoadedModule(importlib.abc.Loader):
+    """Hands the import system a module that is already loaded."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def create_module(self, spec):
+        return self.module
+
+    def exec_module(self, module):
+        pass
+
+
+class _FilteredTensorFlowImport(importlib.abc.MetaPathFinder):
+    """On the first ``import tensorflow``, imports it through the ordinary
+    finders with its start-up noise filtered (``_import_tensorflow_filtered``),
+    then leaves ``sys.meta_path``."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        _import_tensorflow_filtered()
+        module = sys.modules["tensorflow"]
+        return importlib.util.spec_from_loader(name, _LoadedModule(module), origin=getattr(module, "__file__", None))
 
 
 def _import_tensorflow_filtered() -> None:

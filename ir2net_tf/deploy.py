@@ -108,7 +108,15 @@ def keras_conv_counts(model) -> Dict[str, int]:
     convs = sum(isinstance(layer, tf.keras.layers.Conv2D) or "DepthwiseConv" in type(layer).__name__ for layer in layers)
     # The export runs a grouped float convolution as one per group.
     split = sum(layer.groups - 1 for layer in layers if _is_grouped_float_conv(layer))
-    return {"binary_convs": binary, "float_convs": convs - binary + split}
+    # Larq convolutions LCE has no binary kernel for (census notes): more than
+    # 1 bit in the activations or kernel (DoReFa's 2-bit activations), or depthwise.
+    quantized = sum(isinstance(layer, (lq.layers.QuantConv2D, lq.layers.QuantDepthwiseConv2D))
+                    and (getattr(layer, "input_quantizer", None) is not None
+                         or getattr(layer, "kernel_quantizer", None) is not None) for layer in layers)
+    counts = {"binary_convs": binary, "float_convs": convs - binary + split}
+    if quantized > binary:  # only where there are some: a fully binary model's counts stay two
+        counts["quantized_not_binary"] = quantized - binary
+    return counts
 
 
 def zero_padding_hazards(model) -> List[str]:
@@ -363,7 +371,16 @@ def check_census(census: Dict[str, int], keras_counts: Dict[str, int], target: s
                 f"{float_convs} float convolution ops for {full} full-precision convolutions in the Keras "
                 "model: a binary convolution was converted to a float one"
             )
+    notes = []
+    if keras_counts.get("quantized_not_binary"):
+        notes.append(
+            f"{keras_counts['quantized_not_binary']} quantized convolution(s) are not binary (more than 1 bit in "
+            "their activations or weights, e.g. DoReFa's 2-bit activations, or depthwise): LCE has no binary "
+            "kernel for them, so they run as float CONV_2D/DEPTHWISE_CONV_2D ops with their quantization "
+            "computed in float (the model's deploy note: `python -m zoo list`)"
+        )
     return {
+        "notes": notes,
         "ops": census,
         "total_ops": sum(census.values()),
         "lce_bconv2d": bconv,

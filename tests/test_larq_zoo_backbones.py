@@ -15,12 +15,9 @@ from ir2net_tf.models import larq_zoo_backbones
 from ir2net_tf.training import IR2Trainer
 from tests_support import train_in_process
 
-# Networks whose binary convolutions LCE 0.16 does not turn into LceBconv2d,
-# with why (docs/architectures.md, "larq-zoo backbones").
-NOT_BCONV = {}
 # The export is checked here for one network of each family (its layer
 # types): the others differ only in depth and width, and the by-hand sweep
-# (docs/benchmark/larq_zoo_sweep.py) exports all 14 with every head at 224.
+# (`python -m zoo verify`, docs/verification.md) exports all 14 with every head.
 EXPORTED = {"IR2QuickNetSmall", "IR2BiRealNet", "IR2BinaryDenseNet28", "IR2MeliusNet22", "IR2RealToBinaryNet",
             "IR2BinaryResNetE18", "IR2BinaryAlexNet", "IR2XNORNet", "IR2DoReFaNet"}
 
@@ -33,7 +30,8 @@ def _smallest(name):
 @pytest.mark.parametrize("name", zoo.LARQ_ZOO_MODELS)
 def test_every_larq_zoo_network_takes_an_ir2_step_and_exports(name):
     """Head B at the network's smallest input: one IR² training step, then
-    (``EXPORTED``) the export's census: every binary convolution an LceBconv2d."""
+    (``EXPORTED``) the export's census: every binary convolution an LceBconv2d,
+    and a note exactly where the spec declares the export not fully binary."""
     size = _smallest(name)
     tf.keras.utils.set_random_seed(0)
     model = zoo.build(name, input_shape=(size, size, 3), variant="B", num_classes=4, classifier_activation=None)
@@ -49,11 +47,11 @@ def test_every_larq_zoo_network_takes_an_ir2_step_and_exports(name):
         return
     counts = deploy.keras_conv_counts(model)
     census = deploy.check_census(deploy.op_census(deploy.convert(model)), counts)
-    if name in NOT_BCONV:
-        assert not census["ok"], NOT_BCONV[name]
-    else:
-        assert census["ok"], census["problems"]
-        assert census["lce_bconv2d"] == counts["binary_convs"]
+    assert census["ok"], census["problems"]
+    assert census["lce_bconv2d"] == counts["binary_convs"]
+    # A network whose export is not fully binary says so in its spec, and
+    # the census notes it (DoReFaNet: 2-bit activations, no LceBconv2d).
+    assert bool(census["notes"]) == bool(zoo.get_spec(name).deploy_note), census["notes"]
 
 
 @pytest.fixture(scope="module")

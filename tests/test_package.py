@@ -85,3 +85,7 @@ def test_import_and_commands_from_another_directory(installed, tmp_path):
         shown = subprocess.run([str(env / "bin" / command), "--help"], cwd=elsewhere, capture_output=True,
                                text=True, timeout=300)
         assert shown.returncode == 0 and "usage:" in shown.stdout, shown.stderr[-2000:]
+    # The catalog's table is package data: the list answers from an install.
+    listed = subprocess.run([str(env / "bin" / "ir2net-zoo"), "list", "IR2ResNet20"], cwd=elsewhere,
+                            capture_output=True, text=True, timeout=300)
+    assert listed.returncode == 0 and "| IR2ResNet20 | paper | 32x32 |" in listed.stdout, listed.stderr[-2000:]

@@ -10,48 +10,57 @@
                                           beside a Model-Garden-style reference
   python -m zoo step-benchmark [...]       IR² training step time over the plain step,
                                           with the mask keeping everything and erasing
+  python -m zoo verify [--models P] [--image_size N]  every model and head: one IR² step, export,
+                                          census, agreement, .keras reload (docs/verification.md)
   python -m zoo show-restriction ...      PNGs of the attention, mask and restricted
                                           input for real images
   python -m zoo import-pytorch CKPT ...   the authors' PyTorch checkpoint → Keras weights
 """
 
-import os
+import argparse
+import json
+import sys
 
-
-import ir2net_tf  # noqa: E402,F401  (Keras 2 before TensorFlow)
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-
-from ir2net_tf import zoo
+# Nothing here imports TensorFlow: `list` reads its generated table and
+# answers at once; the commands that build models import what they need.
+import ir2net_tf  # noqa: F401  (Keras 2 before TensorFlow, when a command loads it)
+from ir2net_tf.catalog import measured
 from ir2net_tf.command_name import command_name
 from ir2net_tf.flag_domains import Domain, argparse_type, at_least
-from ir2net_tf.deploy import DeployError
-from ir2net_tf.catalog import benchmark, input_benchmark, measured, show_restriction
 
 
 def cmd_list(args) -> int:
-    from ir2net_tf.catalog.table import COLUMNS, add_measured, catalog_rows, markdown_table
+    from ir2net_tf.catalog import table
 
+    if args.regenerate:
+        if args.models or args.weights:
+            raise ValueError("--regenerate rewrites the whole table: give it no model names or --weights.")
+        rows = table.regenerate(progress=True)
+        print(f"wrote {len(rows)} rows to {table.TABLE_PATH}")
+        return 0
     chosen = measured.parse_weights(args.weights, args.dataset)
-    rows = catalog_rows(progress=not args.json, models=args.models)
-    add_measured(rows, chosen, args, progress=not args.json)
+    rows = table.catalog_rows(progress=not args.json, models=args.models)
+    table.add_measured(rows, chosen, args, progress=not args.json)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
     else:
-        print(markdown_table(rows, COLUMNS + measured.COLUMNS if chosen else COLUMNS))
+        print(table.markdown_table(rows, table.COLUMNS + measured.COLUMNS if chosen else table.COLUMNS))
         print(
             "\nFLOPs = BOPs / 64 + full-precision MACs. Sizes count binary weights at 1 bit. "
             "Accuracies are reported figures, not ours: the IR²Net paper's and, for the IRNet* rows, those "
             "of IR-Net's own release." + measured.note(rows)
         )
+        notes = table.deploy_notes(rows)
+        if notes:
+            print("\nNot fully binary when exported (docs/verification.md):\n" + "\n".join(f"- {n}" for n in notes))
     return 0
 
 
 def cmd_summary(args) -> int:
     import larq as lq
+
+    from ir2net_tf import zoo
 
     variant = zoo.get_spec(args.name).parse_variant(args.variant)
     model = zoo.build(args.name, variant=variant, recovery=not args.bare)
@@ -60,6 +69,7 @@ def cmd_summary(args) -> int:
 
 
 def cmd_step_benchmark(args) -> int:
+    from ir2net_tf import zoo
     from ir2net_tf.throughput import step_ratios
 
     size = args.image_size or zoo.get_spec(args.model).input_size
@@ -78,14 +88,31 @@ def cmd_step_benchmark(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=command_name("zoo"), description="The IR²Net model catalog.")
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_list_parser(commands) -> None:
     p = commands.add_parser("list", help="one row per model and variant")
     p.add_argument("models", nargs="*", help="only these models (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--regenerate", action="store_true",
+                   help="build every model and rewrite the table the list reads (minutes; after a model changes)")
     measured.add_arguments(p)
     p.set_defaults(run=cmd_list)
+
+
+def list_parser() -> argparse.ArgumentParser:
+    """A parser of `list` alone: it needs none of the modules the other
+    commands' options come from (they import TensorFlow)."""
+    parser = argparse.ArgumentParser(prog=command_name("zoo"), description="The IR²Net model catalog.")
+    add_list_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ir2net_tf import zoo
+    from ir2net_tf.catalog import benchmark, input_benchmark, show_restriction, verify
+
+    parser = argparse.ArgumentParser(prog=command_name("zoo"), description="The IR²Net model catalog.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_list_parser(commands)
     p = commands.add_parser("summary", help="the per-layer Larq summary of a model")
     p.add_argument("name", help=f"one of {', '.join(zoo.MODELS)}")
     p.add_argument("--variant", help="the model's variant (see `list`; default: the paper's head)")
@@ -109,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=argparse_type(at_least(1)), default=3, help="timed steps per trainer and round")
     p.add_argument("--jit_compile", action="store_true", help="compile the steps with XLA")
     p.set_defaults(run=cmd_step_benchmark)
+    p = commands.add_parser("verify", help="every model and head: step, export, census, agreement, .keras reload")
+    verify.add_arguments(p)
+    p.set_defaults(run=verify.run)
     p = commands.add_parser("show-restriction", help="PNGs of what information restriction erases from images")
     show_restriction.add_arguments(p)
     p.set_defaults(run=show_restriction.run)
@@ -123,12 +153,18 @@ def main(argv=None) -> int:
         from ir2net_tf.catalog import import_pytorch
 
         return import_pytorch.main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = (list_parser() if argv[:1] == ["list"] else build_parser()).parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, DeployError) as error:
+    except (ValueError, _deploy_error()) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _deploy_error():
+    """``deploy.DeployError`` where the command loaded it (it imports TensorFlow)."""
+    deploy = sys.modules.get("ir2net_tf.deploy")
+    return deploy.DeployError if deploy is not None else ValueError
 
 
 def run():

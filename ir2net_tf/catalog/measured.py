@@ -33,10 +33,10 @@ def parse_weights(specs: Iterable[str], dataset: Optional[str]) -> Dict[Key, str
     Raises:
         ValueError: a malformed spec, an unknown model, or no dataset.
     """
-    from ir2net_tf import zoo
-
     chosen = {}
     for spec in specs:
+        from ir2net_tf import zoo  # (imports TensorFlow: only where weights are given)
+
         target, sep, path = spec.partition("=")
         if not sep or not target or not path:
             raise ValueError(f"--weights {spec!r}: write NAME[:VARIANT]=FILE, e.g. IR2ResNet18:B=w.weights.h5.")

@@ -53,6 +53,7 @@ def summary(report: Dict) -> str:
     if report.get("weights_note"):
         lines.insert(1, f"  weights: {report['weights_note']}")
     lines += [f"  census problem: {p}" for p in census["problems"]]
+    lines += [f"  census note: {n}" for n in census.get("notes", [])]
     for name, figures in report.get("parity", {}).items():
         lines.append(_parity_line(name, figures))
     if "evaluation" in report:

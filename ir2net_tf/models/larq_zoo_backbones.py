@@ -53,6 +53,8 @@ class Network:
         stride: input sizes must be multiples of it (the taps pool evenly).
         min_size: the smallest input whose F is larger than 1×1.
         pad_values: what larq-zoo pads the binary convolutions' inputs with.
+        deploy_note: ``ModelSpec.deploy_note``: what its LCE export does not
+            run as binary kernels.
     """
 
     name: str
@@ -65,11 +67,17 @@ class Network:
     stride: int = 32
     min_size: int = 64
     pad_values: float = 0.0
+    deploy_note: Optional[str] = None
 
 
 _RESNET_TAPS = "stem (112²), outputs of stages 1–3 (56², 28², 14²)"
 _ALEXNET_TAPS = "the first, second and fifth convolutions (56², 27², 13²; F is 6², pooled with trimmed windows)"
 _DOREFA_TAPS = "after the first, second and fourth convolutions (54², 27², 14²; F is 6², trimmed windows)"
+# Measured on the export at 224 (docs/verification.md).
+_DOREFA_DEPLOY = ("its 4 quantized convolutions take 2-bit activations (DoReFa), which LCE has no kernel for: "
+                  "the export has 0 LceBconv2d and runs all 6 convolutions as float32 CONV_2D, the 2-bit "
+                  "activation quantization as float ops (MINIMUM, RELU, MUL, ROUND); only the kernels' "
+                  "values are binary. Deploy it as a float network (or use a 1-bit larq-zoo network)")
 _XNORNET_TAPS = ("the stem and the second and fourth convolutions (56², 27², 13²; F is 6², trimmed windows); "
                  "its smallest input is 224: larq-zoo builds its fully connected layers as 6×6 convolutions")
 _MELIUS_TAPS = "stem (112²), the transitions of sections 1–3 (56², 28², 14²)"
@@ -85,7 +93,8 @@ NETWORKS = (
             stride=8, min_size=56),  # below 50 px larq-zoo builds a CIFAR stem: other layer positions
     Network("BinaryDenseNet45", "literature", 64.59, 85.21, (3, 23, 63, 109), 138, _DENSENET_TAPS),
     Network("BinaryResNetE18", "literature", 58.32, 80.79, (3, 17, 32, 47), 63, _RESNET_TAPS),
-    Network("DoReFaNet", "literature", 53.39, 76.50, (3, 6, 11), 12, _DOREFA_TAPS, stride=1, min_size=80),
+    Network("DoReFaNet", "literature", 53.39, 76.50, (3, 6, 11), 12, _DOREFA_TAPS, stride=1, min_size=80,
+            deploy_note=_DOREFA_DEPLOY),
     Network("MeliusNet22", "literature", 62.4, 83.9, (23, 49, 83, 111), 140, _MELIUS_TAPS),
     Network("RealToBinaryNet", "literature", 65.01, 85.72, (3, 47, 92, 137), 181, _RESNET_TAPS),
     Network("XNORNet", "literature", 44.96, 69.18, (3, 6, 13), 15, _XNORNET_TAPS, stride=1, min_size=224),
@@ -184,6 +193,7 @@ def _spec(network: Network) -> ModelSpec:
         training_defaults={"pad_values": network.pad_values},
         taps_doc=network.taps_doc,
         baseline=Variant(None, network.top1, network.top5, source="larq-zoo"),
+        deploy_note=network.deploy_note,
     ))
 
 

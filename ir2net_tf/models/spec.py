@@ -92,6 +92,11 @@ class ModelSpec:
         taps_doc: which layers the recovery head taps, for the docs.
         baseline: what is reported for the bare backbone (``recovery=False``),
             e.g. larq-zoo's accuracy of its original network.
+        deploy_note: for a model whose LCE export is not fully binary, what
+            runs as binary kernels and what in float, in a deployer's words
+            (the export's census, ``python -m zoo list`` and
+            docs/verification.md print it); None when every binary
+            convolution becomes an ``LceBconv2d``.
     """
 
     name: str
@@ -123,6 +128,7 @@ class ModelSpec:
     training_defaults: Dict[str, Any] = dataclasses.field(default_factory=dict)
     taps_doc: Optional[str] = None
     baseline: Optional[Variant] = None
+    deploy_note: Optional[str] = None
 
     def option_values(self, option: str) -> Tuple:
         """The values binary-convolution option ``option`` may take."""
