@@ -6,9 +6,13 @@ Larq needs; import it before TensorFlow, or set ``TF_USE_LEGACY_KERAS=1``.
 
 import importlib
 
-from ir2net_tf._keras2 import ensure_legacy_keras
+import sys
+
+from ir2net_tf._keras2 import ensure_legacy_keras, register_layers
 
 ensure_legacy_keras()
+if "tensorflow" in sys.modules:  # already paid for: register the layers now (else at its import)
+    register_layers()
 
 __version__ = "0.2.0"
 
@@ -16,7 +20,8 @@ __all__ = ["layers", "recovery", "restriction", "restriction_mask", "restrict"]
 
 # Loaded on first use (PEP 562), not on import: the package imports no
 # TensorFlow itself, so a command that needs none (``python -m zoo list``
-# reads its table) starts at once.
+# reads its table) starts at once. The first ``import tensorflow`` imports
+# them (_keras2.register_layers): saved models load without custom_objects.
 _SUBMODULES = ("layers", "recovery", "restriction")
 _FROM_RESTRICTION = ("restriction_mask", "restrict")
 

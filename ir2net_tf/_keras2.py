@@ -94,7 +94,19 @@ class _FilteredTensorFlowImport(importlib.abc.MetaPathFinder):
             sys.meta_path.remove(self)
         _import_tensorflow_filtered()
         module = sys.modules["tensorflow"]
+        register_layers()
         return importlib.util.spec_from_loader(name, _LoadedModule(module), origin=getattr(module, "__file__", None))
+
+
+# Modules whose import registers our Keras layers and Larq quantizers (and
+# Larq's own layers) by name, so that saved models load back without
+# custom_objects as soon as TensorFlow is there.
+REGISTERING = ("ir2net_tf.layers", "ir2net_tf.recovery", "ir2net_tf.restriction")
+
+
+def register_layers() -> None:
+    for name in REGISTERING:
+        importlib.import_module(name)
 
 
 def _import_tensorflow_filtered() -> None:
