@@ -226,3 +226,20 @@ def test_with_feature_map_error_names_a_function_that_exists():
     with pytest.raises(ValueError, match="ir2net_tf.zoo.add_recovery_head"):
         zoo.with_feature_map(plain)
     assert callable(zoo.add_recovery_head)
+
+
+def test_a_saved_model_loads_back_in_a_fresh_process_after_import_ir2net_tf(tmp_path):
+    """README: saved models load back without custom_objects once `import
+    ir2net_tf` has run, although the package defers TensorFlow's import."""
+    import subprocess
+    import sys
+
+    from ir2net_tf.zoo import IR2ResNet20
+
+    path = str(tmp_path / "model.keras")
+    IR2ResNet20(input_shape=(8, 8, 3)).save(path)
+    script = ("import ir2net_tf\nimport tensorflow as tf\n"
+              f"print(tf.keras.models.load_model({path!r}).count_params())")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.split()[-1]) > 0
