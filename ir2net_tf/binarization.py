@@ -27,7 +27,6 @@ of IR-Net's binarizer: weights of the other binarizer are refused
 (``ir2net_tf.weights``). See docs/irnet.md.
 """
 
-import logging
 import math
 from typing import Iterator, Optional
 

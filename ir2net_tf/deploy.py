@@ -7,7 +7,6 @@ Used by ``python -m export`` and by the catalog's benchmark command. Import
 """
 
 import collections
-import os
 import statistics
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple

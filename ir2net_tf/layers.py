@@ -12,7 +12,7 @@ import logging
 import larq as lq
 import tensorflow as tf
 
-from ir2net_tf import binarization  # registers "ede_sign" and "libra_pb"
+from ir2net_tf import binarization  # noqa: F401  (registers "ede_sign" and "libra_pb")
 
 PACKAGE = "ir2net_tf"
 

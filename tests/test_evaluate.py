@@ -9,7 +9,6 @@ ir2net_tf.zoo and the flatbuffer run in LCE's own Interpreter class.
 import io
 import json
 import os
-import re
 import tempfile
 from contextlib import redirect_stdout
 
@@ -310,7 +309,7 @@ SMALLEST = {
 
 def guide_blocks(language):
     """The guide's code blocks in ``language``, as lists of lines."""
-    blocks, current, inside = [], None, False
+    blocks, current = [], None
     for line in open(GUIDE):
         if line.startswith("```"):
             if current is not None:

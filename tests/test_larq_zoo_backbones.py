@@ -10,10 +10,8 @@ import tensorflow as tf
 
 from ir2net_tf import deploy, zoo
 from ir2net_tf.catalog.cli import main as zoo_main
-from ir2net_tf.export.cli import main as export_main
 from ir2net_tf.models import larq_zoo_backbones
 from ir2net_tf.training import IR2Trainer
-from tests_support import train_in_process
 
 # The export is checked here for one network of each family (its layer
 # types): the others differ only in depth and width, and the by-hand sweep

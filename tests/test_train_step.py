@@ -2,7 +2,6 @@
 weight decay, distribution and XLA."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

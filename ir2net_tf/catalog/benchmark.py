@@ -70,7 +70,6 @@ def entries() -> List[Entry]:
     """Every variant of every zoo model (from ``zoo.MODELS``), then the
     anchors: the bare backbone, larq-zoo's Bi-Real Net and QuickNet, a float
     ResNet-18 of the same topology, and IR2ResNet18-A with LCE one-padding."""
-    import larq_zoo
 
     result = []
     for spec in zoo.MODELS.values():

@@ -6,9 +6,6 @@ activations) on scikit-learn's handwritten digits, a few minutes on a CPU.
 flag given overrides the recipe. ``--help`` lists the flags, ``--helpfull`` also absl's and TensorFlow's.
 """
 
-import os
-
-
 import ir2net_tf  # noqa: E402,F401  (must precede TensorFlow: selects Keras 2)
 
 import json
