@@ -80,6 +80,15 @@ def is_binary_conv(layer) -> bool:
     )
 
 
+def is_multibit_conv(layer) -> bool:
+    """A Larq convolution with a quantizer of more than one bit (DoReFa's
+    2-bit activations): LCE has no binary kernel for it. A missing quantizer
+    (a float input, as in a first layer) is not one."""
+    quantizers = (getattr(layer, "input_quantizer", None), getattr(layer, "kernel_quantizer", None))
+    return isinstance(layer, (lq.layers.QuantConv2D, lq.layers.QuantDepthwiseConv2D)) and any(
+        q is not None and _precision(q) > 1 for q in quantizers)
+
+
 def _size(weight) -> int:
     return int(np.prod(weight.shape))
 

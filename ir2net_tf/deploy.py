@@ -18,7 +18,7 @@ import larq as lq
 import tensorflow as tf
 
 from ir2net_tf import binarization
-from ir2net_tf.complexity import is_binary_conv  # noqa: F401  (part of this module's API)
+from ir2net_tf.complexity import is_binary_conv, is_multibit_conv  # noqa: F401  (is_binary_conv: part of this module's API)
 from ir2net_tf import files
 from ir2net_tf.files import atomic_write  # noqa: F401  (part of this module's API)
 
@@ -108,13 +108,11 @@ def keras_conv_counts(model) -> Dict[str, int]:
     # The export runs a grouped float convolution as one per group.
     split = sum(layer.groups - 1 for layer in layers if _is_grouped_float_conv(layer))
     # Larq convolutions LCE has no binary kernel for (census notes): more than
-    # 1 bit in the activations or kernel (DoReFa's 2-bit activations), or depthwise.
-    quantized = sum(isinstance(layer, (lq.layers.QuantConv2D, lq.layers.QuantDepthwiseConv2D))
-                    and (getattr(layer, "input_quantizer", None) is not None
-                         or getattr(layer, "kernel_quantizer", None) is not None) for layer in layers)
+    # 1 bit in the activations or kernel (DoReFa's 2-bit activations).
+    multibit = sum(is_multibit_conv(layer) for layer in layers)
     counts = {"binary_convs": binary, "float_convs": convs - binary + split}
-    if quantized > binary:  # only where there are some: a fully binary model's counts stay two
-        counts["quantized_not_binary"] = quantized - binary
+    if multibit:  # only where there are some: a fully binary model's counts stay two
+        counts["quantized_not_binary"] = multibit
     return counts
 
 
