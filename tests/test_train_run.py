@@ -85,6 +85,8 @@ def test_nan_loss_stops_with_last_good_checkpoint(tmp_path, monkeypatch):
     assert checkpoint_state(ckpt_dir)[1] == 6
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(ckpt_dir))
     for name in reader.get_variable_to_shape_map():
+        if name.startswith("last_row/"):  # the last finished epoch's metrics: NaN before the first
+            continue
         value = reader.get_tensor(name)
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":
             assert np.isfinite(value).all(), name

@@ -210,7 +210,15 @@ def judge(parity: dict, min_agreement: float, quantized: bool = False, top1: boo
     only, rounds every output on purpose and is meant to keep the top-1 of
     most inputs)."""
     failures = []
+    # Real images judge the file where there are some (a run's held-out
+    # data, --images): random normal noise drives a large trained network
+    # far outside its data, where float rounding flips many binarizations
+    # (the ImageNet smoke run at 224: 0.09 of the spread on noise, within
+    # 1e-3 on its held-out images), so noise is then reported, not judged.
+    real = [name for name in parity if name != "random"]
     for name, figures in parity.items():
+        if name == "random" and real and not quantized:
+            continue
         why = None if quantized else deploy.difference_failure(name, figures)
         if why is None and (quantized or (top1 and "keras_accuracy" in figures)):
             why = deploy.agreement_failure(name, figures, min_agreement)
