@@ -30,3 +30,20 @@ def digits_run_16(tmp_path_factory):
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
     return model_dir
+
+
+# Fixtures that train, export or start processes (tens of seconds each):
+# every test that uses one is slow, whatever its own time, since running it
+# alone pays for the fixture. With the tests marked `slow` where they are
+# defined (over ~2 s on 2 cores, measured with --durations=0), `pytest -m
+# "not slow"` is the fast tier.
+SLOW_FIXTURES = {
+    "killed_and_resumed", "digits_run_16", "digits_run", "exported", "imported_b", "interrupted_cluster",
+    "irnet_run", "installed", "smoke", "tars", "uninterrupted", "vgg", "served_weights", "recovery_weights",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)

@@ -14,6 +14,7 @@ def count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
+@pytest.mark.slow
 def test_bireal_net_gets_ir2resnet18s_taps_and_head():
     tf.keras.backend.clear_session()  # larq-zoo's layer names depend on it
     bireal = BiRealNet(weights=None, input_shape=(64, 64, 3))
@@ -33,6 +34,7 @@ def test_bireal_net_gets_ir2resnet18s_taps_and_head():
     np.testing.assert_allclose(ir2(x).numpy().sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_quicknet_with_explicit_taps_backpropagates():
     quicknet = QuickNet(weights=None, input_shape=(64, 64, 3))
     taps = auto_tap_layers(quicknet, last_feature_map_layer(quicknet))

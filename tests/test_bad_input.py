@@ -109,6 +109,7 @@ def recovery_weights(tmp_path_factory):
     return paths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".weights.h5", ".h5", ".keras"])
 def test_weights_of_another_model_load_nothing(recovery_weights, suffix):
     """The silent partial load under the issue's shipped-wrong-model case:
@@ -127,6 +128,7 @@ def test_weights_of_another_model_load_nothing(recovery_weights, suffix):
             zoo.build("IR2ResNet20", input_shape=(8, 8, 3), num_classes=10, recovery=False, weights=path)
 
 
+@pytest.mark.slow
 def test_matching_weights_load_completely(recovery_weights):
     source = zoo.build("IR2ResNet20", input_shape=(8, 8, 3), num_classes=10)
     source.load_weights(recovery_weights[".weights.h5"])
@@ -691,6 +693,7 @@ def test_cluster_configurations_that_cannot_work_are_named(monkeypatch):
             distribute.check_port_free(distribute.cluster_resolver())
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_workers_wait_ends_at_once(tmp_path):
     """Ctrl-C (to the process group, as a terminal sends it) while worker 0
     waits for an absent worker 1: it ends within seconds, not after

@@ -177,6 +177,7 @@ def test_the_matrix_comes_from_the_registries():
         del zoo.MODELS["ProbeNet"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", cells(), ids=lambda c: c.name)
 def test_cell(cell, tmp_path, capsys):
     model_dir = str(tmp_path / "run")
@@ -203,6 +204,7 @@ def test_refused_cell(cell, tmp_path):
     assert not model_dir.exists() or not os.listdir(model_dir)
 
 
+@pytest.mark.slow
 def test_stage2_from_weights_of_another_binarizer_is_refused_before_any_file(tmp_path):
     """--stage 2 --init_weights: the stage-1 file must fit the stage-2 model;
     another binarizer's file is refused at once, naming --binarizer."""
@@ -220,6 +222,7 @@ def test_stage2_from_weights_of_another_binarizer_is_refused_before_any_file(tmp
 
 # ------------------------------------------------------------ other processes
 
+@pytest.mark.slow
 def test_two_runs_at_once_then_kill_and_restart(tmp_path):
     """Two different trainings started at once on one directory: one runs,
     the other exits at once naming the directory and the holder. The one
@@ -272,6 +275,7 @@ def test_two_runs_at_once_then_kill_and_restart(tmp_path):
     assert [r["val_accuracy"] for r in rows[0]] == [r["val_accuracy"] for r in rows[1]]
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus(tmp_path, capsys):
     """One model per trained family under MirroredStrategy on two logical
     CPUs (a fresh process, before TensorFlow starts): the metrics are the

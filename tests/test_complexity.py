@@ -31,6 +31,7 @@ def test_hand_computed_ir2resnet18_a():
     assert c.deployed_bytes == 10_985_472 // 8 + 4 * (12_220_264 - 10_985_472)
 
 
+@pytest.mark.slow
 def test_cheap_grouped_and_depthwise_macs():
     def head_macs(variant):
         layers = {l.name: l.macs for l in complexity(zoo.IR2ResNet18(variant=variant)).layers}
@@ -50,6 +51,7 @@ def test_cheap_grouped_and_depthwise_macs():
         ("IR2VGGSmall", {}),
     ],
 )
+@pytest.mark.slow
 def test_agrees_with_larq_summary(name, kwargs):
     model = zoo.build(name, **kwargs)
     ours = complexity(model)
@@ -62,6 +64,7 @@ def test_agrees_with_larq_summary(name, kwargs):
         assert ours.bops == 0 and ours.binary_params == 0
 
 
+@pytest.mark.slow
 def test_recovery_costs_more_than_the_bare_backbone_and_compact_less_than_full():
     flops = {v: complexity(zoo.IR2ResNet18(variant=v)).flops for v in "ABCD"}
     bare = complexity(zoo.IR2ResNet18(recovery=False)).flops

@@ -1,6 +1,7 @@
 """The digits demo shows restriction acting (its own λ), while the paper's
 recipes keep the paper's λ = 0.15."""
 
+import pytest
 import os
 
 from ir2net_tf import restriction
@@ -13,6 +14,7 @@ def test_paper_recipes_keep_the_papers_lambda_and_the_demo_has_its_own():
     assert recipes.resolve("digits", {})["restriction_lambda"] == recipes.DIGITS_LAMBDA != 0.15
 
 
+@pytest.mark.slow
 def test_the_demo_erases_pixels_in_every_epoch(digits_run_16):
     rows = artifacts.read_metrics(os.path.join(digits_run_16, artifacts.METRICS))
     kept = [float(r["kept"]) for r in rows]

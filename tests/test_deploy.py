@@ -40,6 +40,7 @@ def vgg():
     return model, deploy.convert(model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,size,variant,binary", ZOO_CASES, ids=[c[0] for c in ZOO_CASES])
 def test_zoo_model_exports_and_verifies(name, size, variant, binary, vgg):
     model, flatbuffer = vgg if name == "IR2VGGSmall" else (None, None)

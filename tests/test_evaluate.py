@@ -109,6 +109,7 @@ def exported(digits_run, tmp_path_factory):
     return printed.getvalue(), report, str(output), folder / "digit_folder"
 
 
+@pytest.mark.slow
 def test_export_verifies_on_all_held_out_digits_by_default(digits_run, exported):
     out, report, tflite, _ = exported
     figures = report["parity"]["held-out"]
@@ -125,6 +126,7 @@ def test_export_verifies_on_all_held_out_digits_by_default(digits_run, exported)
     assert set(report["parity"]) == {"held-out", "random"}
 
 
+@pytest.mark.slow
 def test_evaluate_on_an_image_folder(digits_run, exported):
     out, report, tflite, folder = exported
     images, labels = read_image_folder(str(folder / "validation"))
@@ -150,6 +152,7 @@ def test_batched_interpreter_gives_the_batch_one_outputs(exported):
     np.testing.assert_allclose(batched, alone, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_evaluate_on_mock_cifar10(digits_run, tmp_path, capsys):
     import tensorflow_datasets as tfds
 
@@ -225,6 +228,7 @@ def train_cli(capsys, *argv):
     return capsys.readouterr()
 
 
+@pytest.mark.slow
 def test_mode_evaluate_any_weights_gives_the_library_top1(imported_b, tmp_path, capsys):
     model, weights = imported_b
     images = np.random.default_rng(3).integers(0, 256, (12, 80, 72, 3), dtype=np.uint8)
@@ -262,6 +266,7 @@ def test_mode_evaluate_names_the_layer_that_does_not_fit(imported_b, capsys):
     assert "does not fit model 'ir2_resnet18_c'" in err and "recovery_fusion_cheap_conv" in err, err
 
 
+@pytest.mark.slow
 def test_mode_evaluate_of_a_run_on_its_held_out_split(digits_run, capsys):
     out, _ = train_cli(capsys, "--mode=evaluate", f"--model_dir={digits_run}", "--verbose=0")
     result = json.loads(out.strip().splitlines()[-1])
@@ -273,6 +278,7 @@ def test_mode_evaluate_of_a_run_on_its_held_out_split(digits_run, capsys):
 # ------------------------------------------------ the catalog's measured accuracy
 
 
+@pytest.mark.slow
 def test_zoo_list_shows_measured_tflite_accuracy_beside_the_paper(digits_run, exported, monkeypatch, capsys):
     from ir2net_tf.catalog import cli as zoo_cli
 
@@ -323,6 +329,7 @@ def guide_blocks(language):
     return blocks
 
 
+@pytest.mark.slow
 def test_every_host_command_of_the_deployment_guide_runs(digits_run, tmp_path, monkeypatch, capsys):
     """Each `python -m` command of docs/deployment.md, in its smallest form:
     the demo run is the digits run, ImageNet is tfds's mock, the checkpoint

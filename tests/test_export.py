@@ -36,6 +36,7 @@ def _run(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.slow
 def test_export_from_model_dir(tmp_path, capsys):
     run = tmp_path / "run"
     _model_dir(str(run))
@@ -64,6 +65,7 @@ def test_export_from_model_dir(tmp_path, capsys):
     assert sorted(p.name for p in run.iterdir()) == ["best.weights.h5", "config.json", "model.json", "model.tflite"]
 
 
+@pytest.mark.slow
 def test_failed_verification_writes_no_tflite(tmp_path, capsys):
     # Weights of a freshly initialized model: batch norm is the identity, so
     # bconv outputs that are exactly 0 reach the next binarization, where
@@ -125,6 +127,7 @@ def test_int8_without_range_is_refused(tmp_path, capsys):
     assert code == 2 and "--int8-range" in err
 
 
+@pytest.mark.slow
 def test_every_model_takes_the_padding_option(tmp_path, capsys):
     """--padding same on a CIFAR model (once a TypeError traceback)."""
     output = tmp_path / "r20.tflite"

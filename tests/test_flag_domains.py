@@ -165,6 +165,7 @@ def _script(name):
     return os.path.join(os.path.dirname(sys.executable), name)
 
 
+@pytest.mark.slow
 def test_help_and_a_bad_flag_end_to_end(tmp_path):
     """Real processes: the console script and ``python -m train`` list the
     command's own flags and exit 0; an out-of-domain flag exits 2 with one line."""

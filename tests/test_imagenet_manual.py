@@ -90,6 +90,7 @@ def smoke(tars, tmp_path_factory):
             "second": (second.returncode, out, err)}
 
 
+@pytest.mark.slow
 def test_missing_train_tar_then_the_same_command_works(smoke):
     code, _, err = smoke["first"]
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -102,6 +103,7 @@ def test_missing_train_tar_then_the_same_command_works(smoke):
     assert "Removing the incomplete dataset" in err
 
 
+@pytest.mark.slow
 def test_smoke_run_trains_both_stages_with_banners(smoke):
     _, out, _ = smoke["second"]
     rows = artifacts.read_metrics(os.path.join(smoke["model_dir"], artifacts.METRICS))
@@ -119,6 +121,7 @@ def test_smoke_run_trains_both_stages_with_banners(smoke):
     check_metrics_match_evaluate(smoke["model_dir"], "2")
 
 
+@pytest.mark.slow
 def test_smoke_run_exports_with_a_passing_verification_at_224(smoke):
     process = subprocess.run(
         [sys.executable, "-m", "export", "--model-dir", smoke["model_dir"], "--latency-runs", "0",

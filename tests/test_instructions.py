@@ -45,6 +45,7 @@ def grouped():
     return model, deploy.convert(model)
 
 
+@pytest.mark.slow
 def test_the_export_twin_computes_the_same_with_ordinary_convolutions(grouped):
     model, _ = grouped
     twin = deploy.grouped_as_convolutions(model)
@@ -70,6 +71,7 @@ def test_grouped_convolution_exports_as_one_conv_per_group_and_verifies(grouped)
     assert figures["top1_agreement"] == 1.0 and figures["close_fraction"] == 1.0, figures
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_instruction_count_finds_the_split_form_cheaper(grouped, tmp_path):
     import larq_compute_engine as lce

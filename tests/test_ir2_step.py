@@ -25,6 +25,7 @@ def _batch(n, seed):
     return tf.constant(x), tf.constant(rng.integers(0, 10, size=n), tf.int32)
 
 
+@pytest.mark.slow
 def test_kept_metric_is_the_mean_of_the_applied_masks():
     tf.keras.utils.set_random_seed(0)
     model = zoo.build("IR2ResNet20", input_shape=(SIZE, SIZE, 3), classifier_activation=None)
@@ -159,6 +160,7 @@ _SHORTCUT_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_shortcut_equals_two_passes_in_float64_with_xla_and_mirrored():
     out = subprocess.run([sys.executable, "-c", _SHORTCUT_SCRIPT], cwd=REPO, capture_output=True, text=True,
                          timeout=600)
@@ -201,6 +203,7 @@ def test_latent_weight_beyond_one_keeps_its_value_unless_clipped(weight_clip, ex
     assert np.abs(layer.kernel.numpy().flat[1:] - kernel.flat[1:]).max() > 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, strided", [("IR2ResNet20", 2), ("IR2ResNet18CIFAR", 3), ("IR2VGGSmall", 0)])
 def test_cifar_pytorch_padding_pads_strided_binary_convs_symmetrically(name, strided):
     from ir2net_tf.layers import PyTorchPadQuantConv2D
@@ -216,6 +219,7 @@ def test_cifar_pytorch_padding_pads_strided_binary_convs_symmetrically(name, str
         assert np.abs(model(x).numpy() - same(x).numpy()).max() > 1e-4  # the padding does change the output
 
 
+@pytest.mark.slow
 def test_cifar_pytorch_padding_exports_every_binary_conv_as_lce_bconv():
     from ir2net_tf import deploy
 
@@ -224,6 +228,7 @@ def test_cifar_pytorch_padding_exports_every_binary_conv_as_lce_bconv():
     assert census.get("LceBconv2d", 0) == deploy.keras_conv_counts(model)["binary_convs"] == 18
 
 
+@pytest.mark.slow
 def test_step_ratios_time_both_regimes():
     from test_train_step import tiny_binary_model
 

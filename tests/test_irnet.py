@@ -26,6 +26,7 @@ IRNET_SIZES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(IRNET_SIZES))
 def test_parameter_and_binary_weight_counts(name):
     model = zoo.build(name)
@@ -99,6 +100,7 @@ def test_libra_pb_ede_conv_matches_pytorch(t):
     assert np.abs(dw.numpy()[..., 1]).max() > 10 * np.abs(dw.numpy()[..., 0]).max()  # 1/std through the standardization
 
 
+@pytest.mark.slow
 def test_schedule_and_temperature_state(tmp_path):
     assert binarization.ede_schedule(0, 400) == pytest.approx(1e-3)
     assert binarization.ede_schedule(300, 400) == pytest.approx(1.0)
@@ -120,6 +122,7 @@ def test_schedule_and_temperature_state(tmp_path):
     tf.keras.backend.clear_session()
 
 
+@pytest.mark.slow
 def test_ir2_builders_take_the_irnet_binarizer():
     bireal = zoo.IR2ResNet20()
     irnet = zoo.IR2ResNet20(binarizer="irnet")
@@ -189,6 +192,7 @@ def _temperatures(model_dir):
     return sorted({float(reader.get_tensor(name)) for name in reader.get_variable_to_shape_map() if "temperature" in name})
 
 
+@pytest.mark.slow
 def test_trained_irnet_exports_every_bconv_with_full_agreement(irnet_run, tmp_path, capsys):
     from ir2net_tf import data
     from ir2net_tf.export.cli import main
@@ -213,6 +217,7 @@ def test_trained_irnet_exports_every_bconv_with_full_agreement(irnet_run, tmp_pa
     assert report["size_bytes"] <= len(ir2)
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_continues_the_ede_schedule(irnet_run, tmp_path):
     model_dir = str(tmp_path / "run")
     at_kill = []
@@ -250,6 +255,7 @@ def test_irnet_recipes_and_the_step_schedule():
         make_schedule("cosine", 0.1, 100, warmup_steps=5)
 
 
+@pytest.mark.slow
 def test_weights_of_the_other_binarizer_are_refused_naming_binarizer(tmp_path, capsys):
     """IR-Net weights exported with --binarizer bireal: refused, saying which --binarizer to pass."""
     from ir2net_tf.export import cli as export_cli

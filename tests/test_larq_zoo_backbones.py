@@ -25,6 +25,7 @@ def _smallest(name):
     return max(spec.min_size, spec.stride)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", zoo.LARQ_ZOO_MODELS)
 def test_every_larq_zoo_network_takes_an_ir2_step_and_exports(name):
     """Head B at the network's smallest input: one IR² training step, then
@@ -66,6 +67,7 @@ def served_weights(tmp_path_factory):
     return path, original
 
 
+@pytest.mark.slow
 def test_imagenet_weights_come_from_larq_zoos_download(served_weights, monkeypatch):
     path, original = served_weights
     from larq_zoo.core import utils

@@ -24,6 +24,7 @@ def variant_e():
     del spec.variants["E"]
 
 
+@pytest.mark.slow
 def test_a_variant_added_at_run_time_is_everywhere(variant_e, tmp_path, capsys):
     # The builder, in any case, and the docstring-independent lookup.
     model = zoo.IR2ResNet20(variant="e")

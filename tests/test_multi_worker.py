@@ -110,6 +110,7 @@ def interrupted_cluster(tmp_path_factory):
                 at_kill=at_kill, finished=finish(start([slurm(0), slurm(1)], *args)))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_current_step_on_every_worker(interrupted_cluster):
     steps = set()
     for log, code in interrupted_cluster["stopped"]:
@@ -144,12 +145,14 @@ def test_the_chiefs_directory_holds_the_run_and_no_worker_folders(interrupted_cl
     assert not stray_worker_folders(model_dir)
 
 
+@pytest.mark.slow
 def test_the_chiefs_metrics_are_the_mean_over_all_validation_examples(interrupted_cluster):
     """metrics.csv (and so TensorBoard and the closing line) holds what one
     process evaluates of the same weights, not the workers' sum."""
     check_metrics_match_evaluate(interrupted_cluster["model_dir"], "2")
 
 
+@pytest.mark.slow
 def test_start_up_errors_name_the_problem(tmp_path):
     lone = free_ports(2)
     different, odd = free_ports(2), free_ports(2)
@@ -228,6 +231,7 @@ def test_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, caplog):
         checkpoints.newest_intact(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_the_step_and_says_how_to_resume(tmp_path):
     model_dir = str(tmp_path / "run")
     ckpt_dir = os.path.join(model_dir, artifacts.CHECKPOINTS, "stage2")

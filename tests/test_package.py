@@ -52,6 +52,7 @@ def installed(tmp_path_factory):
     return env, wheel, site
 
 
+@pytest.mark.slow
 def test_wheel_installs_only_the_library(installed):
     _, wheel, _ = installed
     top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
@@ -60,6 +61,7 @@ def test_wheel_installs_only_the_library(installed):
     assert not [n for n in top_level if not n.startswith("ir2net_tf")], top_level
 
 
+@pytest.mark.slow
 def test_import_and_commands_from_another_directory(installed, tmp_path):
     env, _, site = installed
     elsewhere = tmp_path / "elsewhere"

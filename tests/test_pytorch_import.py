@@ -284,6 +284,7 @@ def test_step1_checkpoint_gives_pytorch_logits(tmp_path):
     check_parity(result, 1e-5)
 
 
+@pytest.mark.slow
 def test_same_padding_would_not_match(tmp_path):
     """The padding option is needed: the same weights in the default "same"
     model give other logits (so the parity above tests the padding)."""
@@ -302,6 +303,7 @@ def test_same_padding_would_not_match(tmp_path):
     assert np.abs(same(x).numpy() - expected).max() > 0.1 * np.abs(expected).max()
 
 
+@pytest.mark.slow
 def test_imported_model_exports_to_lce_with_same_logits(tmp_path):
     from ir2net_tf import deploy
 
@@ -372,6 +374,7 @@ def test_missing_torch_is_explained(monkeypatch, tmp_path):
         pytorch_import.load_state_dict(path)
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     reference = randomize(ReferenceIR2ResNet("C"), True, seed=5)
     checkpoint = tmp_path / "checkpoint.pth.tar"

@@ -1,6 +1,7 @@
 """``--seed``: the same command with the same seed, in two fresh model
 directories, gives the same metrics and the same weights (issue 15)."""
 
+import pytest
 import os
 
 import numpy as np
@@ -11,6 +12,7 @@ from ir2net_tf.runs import artifacts, recipes, run, seeding
 from tests_support import weights_file_values as _weights
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(tmp_path):
     settings = recipes.resolve("digits", dict(image_size=8, batch_size=32, epochs=1, seed=7))
     runs = []
@@ -27,6 +29,7 @@ def test_same_seed_same_run(tmp_path):
         assert all(np.array_equal(a[k], b[k]) for k in a), name
 
 
+@pytest.mark.slow
 def test_the_seed_decides_the_initial_weights():
     def initial(seed):
         seeding.make_repeatable(seed)

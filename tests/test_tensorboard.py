@@ -2,6 +2,7 @@
 run's scalars and restriction images, read through TensorBoard's HTTP API
 (pyproject's setuptools<81 keeps the pkg_resources TensorBoard 2.16 imports)."""
 
+import pytest
 import json
 import os
 import socket
@@ -79,6 +80,7 @@ def test_the_environment_keeps_pkg_resources():
                         "2.16 imports pkg_resources): install the project again, e.g. pip install -e .")
 
 
+@pytest.mark.slow
 def test_tensorboard_serves_a_finished_run(digits_run_16):
     served = read_run(tensorboard_command(), os.path.join(digits_run_16, "logs"))
     scalar_tags = {tag for tags in served["scalars"].values() for tag in tags}

@@ -48,6 +48,7 @@ def test_killed_run_resumes_at_same_epoch_step_and_optimizer_state(killed_and_re
     assert {"restriction/0", "restriction/3"} <= tags
 
 
+@pytest.mark.slow
 def test_evaluate_reports_the_best_epochs_accuracy(killed_and_resumed):
     model_dir = killed_and_resumed[0]
     rows = artifacts.read_metrics(os.path.join(model_dir, artifacts.METRICS))
@@ -68,6 +69,7 @@ def test_a_different_run_is_refused_unless_overwrite(killed_and_resumed, tmp_pat
     assert not os.path.exists(os.path.join(model_dir, artifacts.CHECKPOINTS))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_last_good_checkpoint(tmp_path, monkeypatch):
     poisoned = 7  # the 8th batch of the epoch is all NaN
     original = data.Dataset.train
@@ -93,6 +95,7 @@ def test_nan_loss_stops_with_last_good_checkpoint(tmp_path, monkeypatch):
     assert not artifacts.read_metrics(os.path.join(str(tmp_path), artifacts.METRICS))
 
 
+@pytest.mark.slow
 def test_imagenet_recipe_end_to_end_on_mock_data(tmp_path):
     """Both stages of the ImageNet recipe (real then binary weights,
     distillation, conv-only weight decay) through the code a real run uses."""
@@ -127,6 +130,7 @@ def test_imagenet_recipe_end_to_end_on_mock_data(tmp_path):
     assert any(changed)  # stage 2 trained on from stage 1's weights
 
 
+@pytest.mark.slow
 def test_cli_errors_name_the_problem_without_a_traceback(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

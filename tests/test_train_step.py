@@ -136,6 +136,7 @@ def test_distillation_loss_and_teacher_in_inference_mode():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_weight_decay_is_l2_in_the_gradient_on_conv_kernels_only():
     x, y = batch()
     deltas = []
@@ -154,6 +155,7 @@ def test_weight_decay_is_l2_in_the_gradient_on_conv_kernels_only():
         np.testing.assert_allclose(decayed - plain, expected, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_matches_one_device():
     """Two logical CPUs (in a fresh process, before TensorFlow initializes).
     Each replica gets the same half batch as a one-device run's duplicated
@@ -213,6 +215,7 @@ def tiny_binary_model():
     return tf.keras.Model(inputs, tf.keras.layers.Dense(10)(x))
 
 
+@pytest.mark.slow
 def test_jit_compiled_step_matches_eager():
     x, y = batch()
     losses, weights = [], []

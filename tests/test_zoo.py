@@ -29,6 +29,7 @@ def binary_convs(model):
     return [layer for layer in model.layers if isinstance(layer, lq.layers.QuantConv2D)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, variant", sorted(REFERENCE_PARAMS, key=str))
 def test_parameter_counts_and_shapes(name, variant):
     model = zoo.build(name, variant=variant)
@@ -42,6 +43,7 @@ def test_parameter_counts_and_shapes(name, variant):
     assert tuple(model.get_layer(FEATURES_LAYER).output.shape[1:]) == feature_shape
 
 
+@pytest.mark.slow
 def test_binary_conv_configuration_follows_spec():
     model = zoo.IR2ResNet20()
     for conv in binary_convs(model):
@@ -72,6 +74,7 @@ def test_with_feature_map_shares_weights_and_returns_f():
     np.testing.assert_allclose(softmax(x).numpy().sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_step_one_weights_load_into_step_two(tmp_path):
     step1 = zoo.IR2ResNet18(input_shape=(64, 64, 3), variant="C", binary_weights=False)
     for conv in binary_convs(step1):
@@ -93,6 +96,7 @@ def test_step_one_weights_load_into_step_two(tmp_path):
         ("IR2VGGSmall", {"recovery": False}, (32, 32, 3), "model.keras"),
     ],
 )
+@pytest.mark.slow
 def test_save_load_round_trip_without_custom_objects(tmp_path, name, kwargs, shape, filename):
     model = zoo.build(name, **kwargs)
     # Non-trivial batch-norm statistics, so that a lost variable would show.
@@ -120,6 +124,7 @@ def test_bare_backbone_is_bireal_net():
 @pytest.mark.parametrize("name, width", [("IR2ResNet18", 512), ("IRNetResNet18", 512), ("IR2ResNet20", 64),
                                          ("IRNetResNet20", 64), ("IR2ResNet18CIFAR", 512), ("IR2VGGSmall", 512),
                                          ("IRNetVGGSmall", 512)])
+@pytest.mark.slow
 def test_include_top_false_is_a_fully_convolutional_feature_extractor(name, width):
     """As keras.applications and larq-zoo: (None, None, 3) by default, any
     channel count without weights; a dynamic size runs at any multiple of
@@ -132,6 +137,7 @@ def test_include_top_false_is_a_fully_convolutional_feature_extractor(name, widt
     assert model(np.zeros((1, 3 * stride, 2 * stride, 1), np.float32)).shape == (1, 3, 2, width)
 
 
+@pytest.mark.slow
 def test_a_dynamic_size_computes_what_the_fixed_size_model_does():
     """The taps pooled when the model runs (PoolToMatch) give the fixed-size
     model's numbers (AdaptiveAvgPool2D): same weights, same outputs."""
@@ -228,6 +234,7 @@ def test_with_feature_map_error_names_a_function_that_exists():
     assert callable(zoo.add_recovery_head)
 
 
+@pytest.mark.slow
 def test_a_saved_model_loads_back_in_a_fresh_process_after_import_ir2net_tf(tmp_path):
     """README: saved models load back without custom_objects once `import
     ir2net_tf` has run, although the package defers TensorFlow's import."""

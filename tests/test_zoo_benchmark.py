@@ -10,6 +10,7 @@ from ir2net_tf.catalog import benchmark
 from ir2net_tf.catalog.cli import main
 
 
+@pytest.mark.slow
 def test_benchmark_writes_json_markdown_and_plot(tmp_path, capsys):
     out = str(tmp_path / "bench")
     cache = str(tmp_path / "missing" / "cache")  # created when missing

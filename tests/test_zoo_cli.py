@@ -22,6 +22,7 @@ def test_the_table_has_every_model_and_variant_and_what_their_specs_say():
         assert {k: row[k] for k in described} == described, (name, variant)
 
 
+@pytest.mark.slow
 def test_the_table_matches_built_models_of_ours_and_of_larq_zoo():
     """The counts of the cheapest IR² model and the cheapest larq-zoo network
     (``verify.representatives``), built now, their last variant; every row:
@@ -96,6 +97,7 @@ def test_a_variant_added_in_process_is_listed(capsys, monkeypatch):
     assert rows["E"]["params"] < rows["paper"]["params"]
 
 
+@pytest.mark.slow
 def test_summary_and_errors_from_the_command_line():
     run = lambda *args: subprocess.run(  # noqa: E731
         [sys.executable, "-m", "zoo", *args], cwd=REPO, capture_output=True, text=True
