@@ -32,6 +32,12 @@ def save(manager: tf.train.CheckpointManager, number: int) -> str:
         raise cannot_write(manager.directory, OSError(reason)) from None
 
 
+def _first_line(error: BaseException, limit: int) -> str:
+    """An error's first line, at most ``limit`` characters: messages stay one line."""
+    text = str(error).strip().splitlines()
+    return text[0][:limit] if text else ""
+
+
 def restore(path: str, parts: dict) -> None:
     """Restores the checkpoint ``path`` into ``parts`` (the objects of the
     run's ``tf.train.Checkpoint``), all or nothing. Parts the file does not
@@ -51,9 +57,8 @@ def restore(path: str, parts: dict) -> None:
         status.expect_partial()
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as error:
-        text = str(error).strip().splitlines()
         raise ValueError(
-            f"The checkpoint {path} does not fit the model this command builds ({text[0][:160] if text else ''}): "
+            f"The checkpoint {path} does not fit the model this command builds ({_first_line(error, 160)}): "
             "it was written with other settings. Repeat the flags the run was started with (its config.json "
             "lists them) to resume it, or pass --overwrite to start afresh, or choose another --model_dir."
         ) from None
@@ -85,8 +90,7 @@ def problem(path: str) -> Optional[str]:
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except Exception as error:  # noqa: BLE001 — a damaged file fails in many ways (IndexError, DataLossError, ...)
-        text = str(error).strip().splitlines()
-        return f"{type(error).__name__}: {text[0][:200] if text else ''}"
+        return f"{type(error).__name__}: {_first_line(error, 200)}"
     return None
 
 
