@@ -228,3 +228,33 @@ def test_a_cluster_killed_at_any_moment_resumes_to_the_same_weights(tmp_path):
             largest = max(largest, float(np.max(np.abs(weights[name][key] - value), initial=0.0)))
     print(f"cluster: {len(moments)} kills; largest weight difference from the uninterrupted run {largest:.3g}",
           file=sys.stderr)
+
+
+def test_a_checkpoint_that_does_not_fit_is_one_line_naming_it(tmp_path):
+    small, large = (tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(units)]) for units in (2, 3))
+    path = tf.train.Checkpoint(model=small, epoch=tf.Variable(1)).save(str(tmp_path / "ckpt"))
+    epoch = tf.Variable(0)
+    # A part the file lacks (a checkpoint from before it existed) keeps its value.
+    checkpoints.restore(path, dict(model=tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)]),
+                                   epoch=epoch, last_row=tf.Variable([7.0])))
+    assert int(epoch.numpy()) == 1
+    with pytest.raises(ValueError) as error:
+        checkpoints.restore(path, dict(model=large, epoch=epoch))
+    message = str(error.value)
+    assert "\n" not in message and path in message and "--overwrite" in message, message
+
+
+def test_an_unfinished_run_exports_the_epochs_its_final_stage_finished(tmp_path):
+    config = {"model": "IR2ResNet20", "training": {"stage": "2"}}
+    with pytest.raises(ValueError, match="has not finished an epoch"):
+        loading.run_weights(str(tmp_path), config)
+    (tmp_path / artifacts.stage_weights("2", "final")).write_bytes(b"w")
+    assert loading.run_weights(str(tmp_path), config).endswith(artifacts.stage_weights("2", "final"))
+    (tmp_path / artifacts.stage_weights("2", "best")).write_bytes(b"w")
+    assert loading.run_weights(str(tmp_path), config).endswith(artifacts.stage_weights("2", "best"))
+    # Stage 1 of --stage both is not the binary model the run is for: named, with how to use it anyway.
+    both = {"model": "IR2ResNet20", "training": {"stage": "both"}}
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / artifacts.stage_weights("1", "best")).write_bytes(b"w")
+    with pytest.raises(ValueError, match="stopped during stage 1"):
+        loading.run_weights(str(tmp_path / "one"), both)
