@@ -20,7 +20,7 @@ PACKAGE = "ir2net_tf"
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
-PAD_VALUES = (0.0, 1.0)
+from ir2net_tf.config import PAD_VALUES  # noqa: E402  (what LCE can pad with: declared with the setting)
 # "bireal": approx_sign activations, ste_sign weights with weight clipping
 # (IR²Net's). "irnet": IR-Net's EDE activations and Libra-PB weights, no
 # clipping (ir2net_tf.binarization, docs/irnet.md).

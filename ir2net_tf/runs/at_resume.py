@@ -1,9 +1,10 @@
 """Which training settings a resumed run may change, declared once per setting.
 
-Every ``python -m train`` flag has one ``Rule`` here: ``free`` (how to run:
-verbosity, where the data or the TPU is, how often to save) or ``fixed``
-(anything that changes the model, the data, the optimizer's state or the
-numerics), each with the reason. ``model_dir.check_run`` compares a run
+Every ``python -m train`` flag has one ``Rule``, declared with its field in
+``ir2net_tf/config.py``: ``free`` (how to run: verbosity, where the data or
+the TPU is, how often to save) or ``fixed`` (anything that changes the
+model, the data, the optimizer's state or the numerics), each with the
+reason. ``model_dir.check_run`` compares a run
 directory's ``config.json`` with the new command by these rules and refuses
 a changed fixed setting in one line naming it (old → new) and the flags that
 resume it; ``runs/cli.py`` appends the rule to each flag's ``--help`` and
@@ -11,7 +12,7 @@ refuses to define a flag without one; ``tests/test_resume_settings.py``
 changes every setting in turn.
 
 A setting missing from an older ``config.json`` (written before the setting
-existed) counts as its ``default``: the value runs had before it could be
+existed) counts as its field's ``missing`` value: the value runs had before it could be
 chosen, so an upgrade resumes every existing run.
 
 The fixed settings that are options of ``run.Run`` rather than training
@@ -23,7 +24,7 @@ import dataclasses
 import shlex
 from typing import Any, Dict, List, Optional, Tuple
 
-from ir2net_tf.runs.recipes import DEFAULTS as RECIPE_DEFAULTS
+from ir2net_tf import config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,79 +34,19 @@ class Rule:
     default: Any = None  # a config.json without the key: this value
 
 
-def free(reason: str, default=None) -> Rule:
-    return Rule(True, reason, default)
-
-
-def fixed(reason: str, default=None) -> Rule:
-    return Rule(False, reason, default)
-
-
-def _recipe(name: str):
-    return RECIPE_DEFAULTS[name]
-
-
-# Run options (run.Run keyword arguments, not recipe settings) that a resume may
-# not change; their defaults are the flags' and Run's (tests check all three agree).
-RUN_OPTIONS = {"strategy": "default", "mixed_precision": False, "jit_compile": False,
-               "restriction_shortcut": True, "init_weights": None}
-
-RULES: Dict[str, Rule] = {
-    # What is trained.
-    "recipe": fixed("fills in every setting not given, so it selects the run's model, data and optimizer"),
-    "model": fixed("the network"),
-    "variant": fixed("the recovery head: another model", _recipe("variant")),
-    "binarizer": fixed("the binary convolutions' quantizers: another model"),
-    "recovery": fixed("with or without the recovery head: another model", _recipe("recovery")),
-    "pad_values": fixed("the binary convolutions' padding: other numbers", _recipe("pad_values")),
-    # Runs from before the flag existed clipped (docs/ir2_step.md): True when absent.
-    "weight_clip": fixed("clipping the latent weights changes every update", True),
-    "image_size": fixed("the model's input and the data it sees"),
-    # The data.
-    "dataset": fixed("the data"),
-    "train_split": fixed("which examples train the model"),
-    "validation_split": fixed("which examples choose the best weights"),
-    "augment": fixed("the training images themselves", _recipe("augment")),
-    "seed": fixed("the data order, augmentation and initialization", _recipe("seed")),
-    "batch_size": fixed("the steps, the checkpoint's position in the epoch and every update"),
-    "steps_per_epoch": fixed("the epoch's length: the schedule and the checkpoint's position"),
-    "data_dir": free("where the data is stored, not which data (--dataset and the splits say that)"),
-    "manual_dir": free("where ImageNet's tar files are, not which data"),
-    # The optimization.
-    "epochs": fixed("the learning-rate schedule spans all epochs: a longer run decays differently"),
-    "optimizer": fixed("the optimizer's state in the checkpoint"),
-    "learning_rate": fixed("the schedule the optimizer follows"),
-    "lr_schedule": fixed("the schedule the optimizer follows", "cosine"),
-    "warmup_epochs": fixed("the schedule the optimizer follows", 0.0),
-    "warmup_learning_rate": fixed("the schedule the optimizer follows"),
-    "momentum": fixed("the optimizer's update", _recipe("momentum")),
-    "weight_decay": fixed("the loss's gradient"),
-    "weight_decay_scope": fixed("the loss's gradient"),
-    "stage2_weight_decay": fixed("stage 2's gradient", _recipe("stage2_weight_decay")),
-    "restriction_lambda": fixed("what restriction erases: the loss", _recipe("restriction_lambda")),
-    "normalization": fixed("the restriction mask: the loss", _recipe("normalization")),
-    "teacher": fixed("the distillation loss", ""),
-    "init_weights": fixed("stage 2's starting weights", RUN_OPTIONS["init_weights"]),
-    # The numerics.
-    "mixed_precision": fixed("float16 compute: other numbers, and loss-scale state in the checkpoint",
-                             RUN_OPTIONS["mixed_precision"]),
-    "jit_compile": fixed("XLA fuses and rounds differently: other numbers", RUN_OPTIONS["jit_compile"]),
-    "restriction_shortcut": fixed("equals the second pass up to rounding, not bit for bit (tests/test_ir2_step.py)",
-                                  RUN_OPTIONS["restriction_shortcut"]),
-    "strategy": fixed("replicas split the batch and sum the gradients in another order: other numbers",
-                      RUN_OPTIONS["strategy"]),
-    # How to run: the same run either way.
-    "stage": free("which of the run's stages to train now (1, 2 or both)"),
-    "mode": free("train, or evaluate the run's weights"),
-    "model_dir": free("the run's folder itself"),
-    "overwrite": free("what to do with a different run, not how to train this one"),
-    "checkpoint_every": free("how often progress is saved; the weights do not depend on it"),
-    "tpu": free("which TPU, not how it computes"),
-    "cluster_timeout": free("how long workers wait for each other at start-up"),
-    "weights": free("--mode evaluate only (training refuses it)"),
-    "padding": free("--mode evaluate only (training refuses it)"),
-    "verbose": free("progress bars"),
-}
+# Each setting's rule, from its field in ir2net_tf/config.py.
+RULES: Dict[str, Rule] = {n: Rule(s.may_change, s.reason, s.missing) for n, s in config.SETTINGS.items()}
+# The flags of `python -m train --mode evaluate` (not settings of a run).
+RULES.update(
+    mode=Rule(True, "train, or evaluate the run's weights"),
+    weights=Rule(True, "--mode evaluate only (training refuses it)"),
+    padding=Rule(True, "--mode evaluate only (training refuses it)"),
+)
+# The fixed options of how to run (run.Run keyword arguments, not recipe
+# settings), stored with the training settings in config.json so that a
+# resume can be judged against them.
+RUN_OPTIONS = {n: config.SETTINGS[n].fallback for n in config.RUN_OPTIONS
+               if config.SETTINGS[n].stored and not config.SETTINGS[n].may_change}
 
 FIXED = tuple(name for name, rule in RULES.items() if not rule.may_change)
 

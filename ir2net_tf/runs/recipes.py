@@ -6,6 +6,8 @@ on the command line overrides it.
 
 from typing import Optional
 
+from ir2net_tf import config
+
 # The demo: a real binary network on scikit-learn's 8×8 digits, upscaled to
 # 16×16 (IR2ResNet20's total stride is 4, so 16 is the smallest size whose
 # recovery taps pool evenly; at 32×32 the IR² step is ~4× slower per epoch).
@@ -78,11 +80,9 @@ RECIPES = {
 # head under every recipe (the digits demo included); flags still override.
 IRNET_DEFAULTS = dict(restriction_lambda=0.0, recovery=False)
 
-# What a flag takes when neither the recipe nor the command line sets it.
-DEFAULTS = dict(
-    variant=None, momentum=0.9, stage2_weight_decay=None, restriction_lambda=0.15,
-    normalization="height", augment="auto", pad_values=0.0, recovery=True, seed=0, weight_clip=False,
-)
+# What a setting takes when neither the recipe nor the caller sets it: each
+# field's fallback (ir2net_tf/config.py).
+DEFAULTS = config.FALLBACKS
 
 
 def recipe_name(recipe: Optional[str], dataset: Optional[str], model: Optional[str]) -> str:
@@ -114,8 +114,22 @@ def _is_irnet(model: Optional[str]) -> bool:
     return model is not None and get_spec(model).method == "irnet"
 
 
+def check_recipe(name: str, values: dict) -> None:
+    """A recipe is a partial configuration: its keys are ``TrainConfig``'s
+    recipe settings, its values in their domains."""
+    unknown = sorted(set(values) - set(config.RECIPE_SETTINGS))
+    if unknown:
+        raise ValueError(f"Recipe {name!r} sets {unknown}, which are not training settings (ir2net_tf/config.py).")
+    config.check(values)
+
+
 def resolve(recipe: str, given: dict) -> dict:
-    """The recipe's values overridden by the flags ``given`` (name → value)."""
+    """The recipe's values overridden by the settings ``given`` (name → value):
+    every recipe setting of ``TrainConfig``, filled in."""
+    check_recipe(recipe, RECIPES[recipe])
+    unknown = sorted(set(given) - set(config.RECIPE_SETTINGS))
+    if unknown:
+        raise ValueError(f"Unknown training settings {unknown}; `python -m train --help` lists them.")
     settings = dict(DEFAULTS)
     settings.update(RECIPES[recipe])
     if _is_irnet(given.get("model", settings["model"])):

@@ -1,5 +1,6 @@
 """A training run: the dataset, the stages, checkpoints and resumption."""
 
+import json
 import os
 
 import tensorflow as tf
@@ -109,6 +110,16 @@ class Run:
             self.lock.release()
             raise
         self.completed = list(self.saved.get("stages_completed", []))
+
+    @classmethod
+    def from_config(cls, config) -> "Run":
+        """The run a ``TrainConfig`` describes (ir2net_tf/config.py), its
+        settings and options checked before any file is written."""
+        settings = config.settings()
+        validation.check_options(mode="train", given={}, init_weights=config.init_weights, weights=None,
+                                 stage=settings["stage"])
+        logging.info("Training settings: %s", json.dumps(settings, sort_keys=True))
+        return cls(settings, **config.run_options())
 
     def path(self, name):
         return os.path.join(self.model_dir, name)

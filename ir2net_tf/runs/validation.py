@@ -10,33 +10,16 @@ from typing import Optional
 
 from absl import logging
 
-from ir2net_tf import data, zoo
-from ir2net_tf.flag_domains import at_least, fraction, one_of, positive
-from ir2net_tf.layers import PAD_VALUES
+from ir2net_tf import config, data, zoo
 
-STAGES = ("1", "2", "both")
-MAX_SEED = 2**32 - 1  # what NumPy's seed accepts (tf.keras.utils.set_random_seed seeds NumPy too)
+STAGES = config.STAGES
+MAX_SEED = config.MAX_SEED
 
-# The domain of every numeric training setting: the flag of the same name
-# (runs/cli.py) is defined with it, and check_settings checks the settings
-# that come from a recipe, a run's config.json or a library caller with it.
-DOMAINS = {
-    "epochs": at_least(1),
-    "batch_size": at_least(1),
-    "image_size": at_least(1),
-    "seed": at_least(0, high=MAX_SEED),
-    "learning_rate": positive(),
-    "warmup_epochs": at_least(0, integer=False),
-    "warmup_learning_rate": at_least(0, integer=False),
-    "momentum": fraction(below_one=True),
-    "weight_decay": at_least(0, integer=False),
-    "stage2_weight_decay": at_least(0, integer=False),
-    "restriction_lambda": at_least(0, integer=False),
-    "pad_values": one_of(*PAD_VALUES),  # what LCE supports
-    "steps_per_epoch": at_least(0),  # 0: the whole epoch
-}
+# The domain of every numeric training setting, from its field in
+# ir2net_tf/config.py (the flag of the same name is defined with it).
+DOMAINS = {n: s.domain for n, s in config.SETTINGS.items() if s.domain is not None and s.from_recipe}
 # Settings that may be None (unset: the default applies).
-OPTIONAL = {"stage2_weight_decay", "warmup_epochs", "warmup_learning_rate", "steps_per_epoch"}
+OPTIONAL = {n for n, s in config.SETTINGS.items() if s.nullable}
 
 
 # The builder argument each training flag sets (the builder's messages name the argument).
@@ -103,6 +86,7 @@ def check_settings(settings: dict) -> None:
     for name, domain in DOMAINS.items():
         if not (name in OPTIONAL and settings.get(name) is None):
             domain.check(settings.get(name), name)
+    config.check(settings)  # types and choices of every setting given
     data.check_paths(settings["dataset"], settings.get("data_dir"))
     teacher = settings.get("teacher")
     if teacher and not os.path.exists(teacher):  # a missing path, or a name Keras Applications lacks
