@@ -331,7 +331,7 @@ def markdown_table() -> str:
         default = ("recipe" + (f", else {value(s.fallback)}" if s.fallback is not None else "")
                    if s.from_recipe and name != "recipe" else value(s.fallback))
         if name == "recipe":
-            default = "see text"
+            default = "by `--dataset`, `--model`"
         rule = ("may change" if s.may_change else "fixed") + f": {s.reason}"
         rows.append(f"| `--{name}` | {domain(s)} | {default} | {rule} | {s.help.replace('|', '/')} |")
     return "\n".join(rows) + "\n"
