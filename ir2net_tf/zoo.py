@@ -21,10 +21,24 @@ from ir2net_tf.models.common import FEATURES_LAYER, with_feature_map
 from ir2net_tf.models.irnet import IRNetResNet18, IRNetResNet18CIFAR, IRNetResNet20, IRNetResNet34, IRNetVGGSmall
 from ir2net_tf.models.resnet_imagenet import IR2ResNet18, IR2ResNet34
 from ir2net_tf.models.spec import BUILDERS, MODELS, ModelSpec, Variant, build, get_spec, model_variants
+from ir2net_tf.models.larq_zoo_backbones import (  # IR² on every larq-zoo network (docs/architectures.md)
+    IR2BiRealNet,
+    IR2BinaryAlexNet,
+    IR2BinaryDenseNet28,
+    IR2BinaryDenseNet37,
+    IR2BinaryDenseNet37Dilated,
+    IR2BinaryDenseNet45,
+    IR2BinaryResNetE18,
+    IR2DoReFaNet,
+    IR2MeliusNet22,
+    IR2RealToBinaryNet,
+    IR2XNORNet,
+    IR2QuickNet,
+    IR2QuickNetSmall,
+    IR2QuickNetLarge,
+)
 
-# IR² on every larq-zoo network: IR2QuickNet, IR2BiRealNet, … (docs/architectures.md).
 LARQ_ZOO_MODELS = larq_zoo_backbones.BUILDER_NAMES
-globals().update({name: BUILDERS[name] for name in LARQ_ZOO_MODELS})
 
 # The IR-Net models the paper compares against (docs/irnet.md).
 IRNET_MODELS = tuple(name for name, spec in MODELS.items() if spec.method == "irnet")
@@ -42,7 +56,20 @@ __all__ = [
     "IRNetResNet34",
     "IRNET_MODELS",
     "LARQ_ZOO_MODELS",
-    *LARQ_ZOO_MODELS,
+    "IR2BiRealNet",
+    "IR2BinaryAlexNet",
+    "IR2BinaryDenseNet28",
+    "IR2BinaryDenseNet37",
+    "IR2BinaryDenseNet37Dilated",
+    "IR2BinaryDenseNet45",
+    "IR2BinaryResNetE18",
+    "IR2DoReFaNet",
+    "IR2MeliusNet22",
+    "IR2RealToBinaryNet",
+    "IR2XNORNet",
+    "IR2QuickNet",
+    "IR2QuickNetSmall",
+    "IR2QuickNetLarge",
     "BUILDERS",
     "MODELS",
     "ModelSpec",

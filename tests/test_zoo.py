@@ -250,3 +250,19 @@ def test_a_saved_model_loads_back_in_a_fresh_process_after_import_ir2net_tf(tmp_
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.split()[-1]) > 0
+
+
+def test_every_model_is_a_written_out_public_builder():
+    """Each registered model is a function of ``ir2net_tf.zoo`` defined in a
+    source file under its own name (IDEs, help() and static analysis see it:
+    none is made by globals().update), and exported in ``__all__``."""
+    import ast
+    import inspect
+
+    for name, spec in zoo.MODELS.items():
+        builder = getattr(zoo, name)
+        assert name in zoo.__all__ and inspect.isfunction(builder) and builder.__name__ == name, name
+        source = inspect.getsource(inspect.getmodule(builder))
+        defined = {n.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef)}
+        assert name in defined, f"{name} is not written out in {inspect.getmodule(builder).__name__}"
+        assert name in (builder.__doc__ or "") or spec.summary in (builder.__doc__ or ""), name

@@ -200,31 +200,150 @@ def _spec(network: Network) -> ModelSpec:
 SPECS = {network.name: _spec(network) for network in NETWORKS}
 
 
-def _builder(spec: ModelSpec):
-    def build(
-        *,
-        input_shape: Optional[Sequence[Optional[int]]] = None,
-        input_tensor=None,
-        weights: Optional[str] = None,
-        include_top: bool = True,
-        num_classes: Optional[int] = None,
-        variant="A",
-        recovery: bool = True,
-        binary_weights: bool = True,
-        pad_values: float = spec.conv_options["pad_values"][0],
-        classifier_activation: Optional[str] = "softmax",
-        padding: str = "same",
-        weight_clip: bool = False,
-        binarizer: str = "larq-zoo",
-    ) -> tf.keras.Model:
-        arguments = {key: value for key, value in locals().items() if key != "spec"}  # spec: a closure cell
-        return build_zoo_model(spec, **arguments)
-
-    build.__name__ = build.__qualname__ = spec.name
-    return builder(spec)(build)
+# The public builders, written out (IDEs, help() and static analysis see
+# them); each accepts only its larq-zoo network's own settings
+# (ModelSpec.conv_options), and tests/test_larq_zoo_backbones.py checks there
+# is one per network.
 
 
-# The public builders: IR2QuickNet, IR2BiRealNet, … (module attributes, so
-# that ``from ir2net_tf.models.larq_zoo_backbones import IR2QuickNet`` works).
+@builder(SPECS["BiRealNet"])
+def IR2BiRealNet(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 0.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["BiRealNet"], **locals())
+
+
+@builder(SPECS["BinaryAlexNet"])
+def IR2BinaryAlexNet(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 0.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["BinaryAlexNet"], **locals())
+
+
+@builder(SPECS["BinaryDenseNet28"])
+def IR2BinaryDenseNet28(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 0.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["BinaryDenseNet28"], **locals())
+
+
+@builder(SPECS["BinaryDenseNet37"])
+def IR2BinaryDenseNet37(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 0.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["BinaryDenseNet37"], **locals())
+
+
+@builder(SPECS["BinaryDenseNet37Dilated"])
+def IR2BinaryDenseNet37Dilated(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 0.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["BinaryDenseNet37Dilated"], **locals())
+
+
+@builder(SPECS["BinaryDenseNet45"])
+def IR2BinaryDenseNet45(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 0.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["BinaryDenseNet45"], **locals())
+
+
+@builder(SPECS["BinaryResNetE18"])
+def IR2BinaryResNetE18(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 0.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["BinaryResNetE18"], **locals())
+
+
+@builder(SPECS["DoReFaNet"])
+def IR2DoReFaNet(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 0.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["DoReFaNet"], **locals())
+
+
+@builder(SPECS["MeliusNet22"])
+def IR2MeliusNet22(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 0.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["MeliusNet22"], **locals())
+
+
+@builder(SPECS["RealToBinaryNet"])
+def IR2RealToBinaryNet(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 0.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["RealToBinaryNet"], **locals())
+
+
+@builder(SPECS["XNORNet"])
+def IR2XNORNet(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 0.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["XNORNet"], **locals())
+
+
+@builder(SPECS["QuickNet"])
+def IR2QuickNet(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 1.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["QuickNet"], **locals())
+
+
+@builder(SPECS["QuickNetSmall"])
+def IR2QuickNetSmall(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 1.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["QuickNetSmall"], **locals())
+
+
+@builder(SPECS["QuickNetLarge"])
+def IR2QuickNetLarge(
+    *, input_shape: Optional[Sequence[Optional[int]]] = None, input_tensor=None, weights: Optional[str] = None,
+    include_top: bool = True, num_classes: Optional[int] = None, variant="A", recovery: bool = True,
+    binary_weights: bool = True, pad_values: float = 1.0, classifier_activation: Optional[str] = "softmax",
+    padding: str = "same", weight_clip: bool = False, binarizer: str = "larq-zoo",
+) -> tf.keras.Model:
+    return build_zoo_model(SPECS["QuickNetLarge"], **locals())
+
+
 BUILDER_NAMES = tuple(spec.name for spec in SPECS.values())
-globals().update({spec.name: _builder(spec) for spec in SPECS.values()})
