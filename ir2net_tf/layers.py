@@ -7,6 +7,7 @@ Factories (``binary_conv``, ``batch_norm``, ``activation``) return stock Keras
 or Larq layers configured the way the reference PyTorch code behaves.
 """
 
+import contextlib
 import logging
 
 import larq as lq
@@ -41,7 +42,16 @@ def _drop_clip_advice(record: logging.LogRecord) -> bool:
     return "without setting `kernel_constraint`" not in record.getMessage()
 
 
-logging.getLogger("larq.layers_base").addFilter(_drop_clip_advice)
+@contextlib.contextmanager
+def _without_clip_advice():
+    """Larq's advice dropped while our builders make a layer (only then: the
+    logger is Larq's, and a user's own layers keep it)."""
+    logger = logging.getLogger("larq.layers_base")
+    logger.addFilter(_drop_clip_advice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_drop_clip_advice)
 
 
 def check_padding(padding: str) -> str:
@@ -111,9 +121,10 @@ def binary_conv(
 
 
 def _quant_conv(filters, kernel_size, padding, options):
-    if padding == "pytorch" and options["strides"] != 1:
-        return PyTorchPadQuantConv2D(filters, kernel_size, **options)
-    return lq.layers.QuantConv2D(filters, kernel_size, padding="same", **options)
+    with _without_clip_advice():
+        if padding == "pytorch" and options["strides"] != 1:
+            return PyTorchPadQuantConv2D(filters, kernel_size, **options)
+        return lq.layers.QuantConv2D(filters, kernel_size, padding="same", **options)
 
 
 def _irnet_quantizers(binarizer: str, binary_weights: bool, options: dict) -> None:

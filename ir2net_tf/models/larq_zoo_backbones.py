@@ -138,13 +138,16 @@ def _offline_error():
         utils.download_pretrained_model = download
 
 
-# larq-zoo's blur pool (QuickNet's stem and transitions) gives its
-# DepthwiseConv2D a plain function as initializer, so tf-keras warns at every
-# get_config (a checkpoint or weights save, a clone, LCE's conversion) that
-# this "may lead to improper serialization". The initializer only fills a
-# fixed kernel that every weights file stores: nothing is lost.
-warnings.filterwarnings("ignore", category=UserWarning,
-                        message=r"The `keras\.initializers\.serialize\(\)` API should only be used")
+def _ignore_initializer_warning() -> None:
+    """larq-zoo's blur pool (QuickNet's stem and transitions) gives its
+    DepthwiseConv2D a plain function as initializer, so tf-keras warns at
+    every get_config (a checkpoint or weights save, a clone, LCE's
+    conversion) that this "may lead to improper serialization". The
+    initializer only fills a fixed kernel that every weights file stores:
+    nothing is lost. Installed when a larq-zoo backbone is first built (the
+    saves come later, anywhere), not when this module is imported."""
+    warnings.filterwarnings("ignore", category=UserWarning,
+                            message=r"The `keras\.initializers\.serialize\(\)` API should only be used")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +161,7 @@ class LarqZooBackbone:
         """larq-zoo's own ``include_top=False`` model (its weights loaded by
         larq-zoo for ``weights="imagenet"``)."""
         build = getattr(importlib.import_module(f"larq_zoo.{self.network.module}"), self.network.name)
+        _ignore_initializer_warning()
         with warnings.catch_warnings(), (_offline_error() if weights else contextlib.nullcontext()):
             # Keras warns about channel counts other than 1 and 3; we take any.
             warnings.simplefilter("ignore", UserWarning)
