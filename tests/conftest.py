@@ -32,6 +32,22 @@ def digits_run_16(tmp_path_factory):
     return model_dir
 
 
+@pytest.fixture(scope="module")
+def recovery_weights(tmp_path_factory):
+    """Weights of IR2ResNet20 at 8×8 with its recovery head, in each format."""
+    from ir2net_tf import zoo
+
+    folder = tmp_path_factory.mktemp("weights")
+    model = zoo.build("IR2ResNet20", input_shape=(8, 8, 3), num_classes=10)
+    paths = {}
+    for suffix in (".weights.h5", ".h5"):
+        paths[suffix] = str(folder / f"recovery{suffix}")
+        model.save_weights(paths[suffix])
+    paths[".keras"] = str(folder / "recovery.keras")
+    model.save(paths[".keras"])
+    return paths
+
+
 # Fixtures that train, export or start processes (tens of seconds each):
 # every test that uses one is slow, whatever its own time, since running it
 # alone pays for the fixture. With the tests marked `slow` where they are
