@@ -32,6 +32,47 @@ def digits_run_16(tmp_path_factory):
     return model_dir
 
 
+@pytest.fixture(scope="module")
+def recovery_weights(tmp_path_factory):
+    """Weights of IR2ResNet20 at 8×8 with its recovery head, in each format."""
+    from ir2net_tf import zoo
+
+    folder = tmp_path_factory.mktemp("weights")
+    model = zoo.build("IR2ResNet20", input_shape=(8, 8, 3), num_classes=10)
+    paths = {}
+    for suffix in (".weights.h5", ".h5"):
+        paths[suffix] = str(folder / f"recovery{suffix}")
+        model.save_weights(paths[suffix])
+    paths[".keras"] = str(folder / "recovery.keras")
+    model.save(paths[".keras"])
+    return paths
+
+
+@pytest.fixture(scope="session")
+def zoo_model():
+    """``zoo_model(name, **kwargs)``: ``zoo.build(name, **kwargs)``, built once
+    for the tests that only read a model (parameter counts, shapes, cost
+    counts; test_zoo and test_complexity ask for the same ImageNet
+    IR2ResNet18s, seconds each to build). The 8 last used are kept. A test
+    that trains, loads weights into or otherwise changes a model builds its own."""
+    from collections import OrderedDict
+
+    from ir2net_tf import zoo
+
+    built = OrderedDict()
+
+    def get(name, **kwargs):
+        key = (name, tuple(sorted(kwargs.items())))
+        if key not in built:
+            built[key] = zoo.build(name, **kwargs)
+            while len(built) > 8:
+                built.popitem(last=False)
+        built.move_to_end(key)
+        return built[key]
+
+    return get
+
+
 # Fixtures that train, export or start processes (tens of seconds each):
 # every test that uses one is slow, whatever its own time, since running it
 # alone pays for the fixture. With the tests marked `slow` where they are

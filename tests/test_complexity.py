@@ -3,12 +3,11 @@
 import larq as lq
 import pytest
 
-from ir2net_tf import zoo
 from ir2net_tf.complexity import complexity
 
 
-def test_hand_computed_ir2resnet18_a():
-    c = complexity(zoo.IR2ResNet18(variant="A"))
+def test_hand_computed_ir2resnet18_a(zoo_model):
+    c = complexity(zoo_model("IR2ResNet18", variant="A"))
     # Binary 3×3 convs: stage s has 4 convs at width w on a (56/2^(s-1))² map;
     # the first of stages 2-4 reads w/2 channels.
     bops = 0
@@ -32,9 +31,9 @@ def test_hand_computed_ir2resnet18_a():
 
 
 @pytest.mark.slow
-def test_cheap_grouped_and_depthwise_macs():
+def test_cheap_grouped_and_depthwise_macs(zoo_model):
     def head_macs(variant):
-        layers = {l.name: l.macs for l in complexity(zoo.IR2ResNet18(variant=variant)).layers}
+        layers = {l.name: l.macs for l in complexity(zoo_model("IR2ResNet18", variant=variant)).layers}
         return layers["recovery_fusion_cheap_conv"]
 
     assert head_macs("B") == 9 * 256 * 49  # depthwise 256 → 256
@@ -52,8 +51,8 @@ def test_cheap_grouped_and_depthwise_macs():
     ],
 )
 @pytest.mark.slow
-def test_agrees_with_larq_summary(name, kwargs):
-    model = zoo.build(name, **kwargs)
+def test_agrees_with_larq_summary(name, kwargs, zoo_model):
+    model = zoo_model(name, **kwargs)
     ours = complexity(model)
     profile = lq.models.ModelProfile(model)
     assert ours.bops == profile.op_count("mac", 1)
@@ -65,7 +64,7 @@ def test_agrees_with_larq_summary(name, kwargs):
 
 
 @pytest.mark.slow
-def test_recovery_costs_more_than_the_bare_backbone_and_compact_less_than_full():
-    flops = {v: complexity(zoo.IR2ResNet18(variant=v)).flops for v in "ABCD"}
-    bare = complexity(zoo.IR2ResNet18(recovery=False)).flops
+def test_recovery_costs_more_than_the_bare_backbone_and_compact_less_than_full(zoo_model):
+    flops = {v: complexity(zoo_model("IR2ResNet18", variant=v)).flops for v in "ABCD"}
+    bare = complexity(zoo_model("IR2ResNet18", recovery=False)).flops
     assert bare < flops["D"] < flops["C"] < flops["B"] < flops["A"]

@@ -80,7 +80,7 @@ def test_jpeg_damaged_in_its_middle_is_named_before_training(tmp_path, split):
 
 
 def test_damaged_file_stops_the_command_in_one_line(tmp_path, capsys):
-    from test_bad_input import SMALL, train_cli
+    from tests_support import SMALL_ONE_EPOCH as SMALL, train_cli
 
     root = str(tmp_path / "pets")
     image_folder(root, "flat")

@@ -31,8 +31,8 @@ def binary_convs(model):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, variant", sorted(REFERENCE_PARAMS, key=str))
-def test_parameter_counts_and_shapes(name, variant):
-    model = zoo.build(name, variant=variant)
+def test_parameter_counts_and_shapes(name, variant, zoo_model):
+    model = zoo_model(name, variant=variant)
     assert trainable_count(model) == REFERENCE_PARAMS[name, variant]
     convs = binary_convs(model)
     assert len(convs) == BINARY_CONVS[name]
@@ -109,8 +109,8 @@ def test_save_load_round_trip_without_custom_objects(tmp_path, name, kwargs, sha
     np.testing.assert_array_equal(restored(x, training=False).numpy(), model(x, training=False).numpy())
 
 
-def test_bare_backbone_is_bireal_net():
-    bare = zoo.IR2ResNet18(recovery=False)
+def test_bare_backbone_is_bireal_net(zoo_model):
+    bare = zoo_model("IR2ResNet18", recovery=False)
     names = [layer.name for layer in bare.layers]
     assert not any(n.startswith("recovery") for n in names) and "classifier_bn" not in names
     # Bi-Real Net-18 (larq-zoo) differs only in its weight quantizer and BN epsilon.

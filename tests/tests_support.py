@@ -1,5 +1,6 @@
 """Shared test helpers."""
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -30,6 +31,9 @@ ENV = dict(os.environ)
 # Digits at 8×8 (IR2ResNet20's smallest input), batch 32: 44 steps an epoch.
 SMALL = ["--image_size=8", "--batch_size=32", "--epochs=2", "--verbose=0"]
 STEPS = 1437 // 32
+# One epoch of it: the bad-input tests' commands, refused before training or
+# over a fake run.
+SMALL_ONE_EPOCH = ["--image_size=8", "--batch_size=32", "--epochs=1", "--verbose=0"]
 
 
 def cli(*args, **kwargs):
@@ -110,3 +114,81 @@ def weights_file_values(path):
     with h5py.File(path, "r") as f:
         f.visititems(lambda k, v: values.__setitem__(k, v[()]) if isinstance(v, h5py.Dataset) else None)
     return values
+
+
+# ---------------------------------------------------------------- the commands in-process, bad input
+
+
+def snapshot(folder):
+    """Every file under ``folder`` (relative path → sha256), to show that
+    nothing changed."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return found
+
+
+def train_cli(capsys, *args):
+    """``python -m train ARGS`` in-process: (exit code, stdout, stderr)."""
+    from ir2net_tf.runs import cli
+
+    cli.FLAGS.unparse_flags()
+    code = 0
+    try:
+        cli.main(cli.parse_flags(["train", *args]))
+    except SystemExit as exit:
+        code = exit.code
+    finally:
+        cli.FLAGS.unparse_flags()
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def export_cli(capsys, *args):
+    from ir2net_tf.export.cli import main
+
+    try:
+        code = main(list(args))
+    except SystemExit as exit:  # argparse's refusal while parsing, as the process would exit
+        code = exit.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def zoo_cli(capsys, *args):
+    from ir2net_tf.catalog.cli import main
+
+    try:
+        code = main(list(args))
+    except SystemExit as exit:  # argparse's refusal while parsing, as the process would exit
+        code = exit.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def digits_settings(**overrides):
+    from ir2net_tf.runs import recipes
+
+    given = dict(image_size=8, batch_size=32, epochs=1)
+    given.update(overrides)
+    return dict(recipes.resolve("digits", given), data_dir=None, manual_dir=None)  # as the command line's
+
+
+def fake_run(folder, settings, *, stages=("2",), metrics=None):
+    """A model directory as a run of ours leaves it (without training)."""
+    from ir2net_tf.runs import artifacts, model_dir as model_dirs
+
+    os.makedirs(os.path.join(folder, artifacts.CHECKPOINTS, "stage2"), exist_ok=True)
+    os.makedirs(os.path.join(folder, artifacts.LOGS, "stage2", "train"), exist_ok=True)
+    open(os.path.join(folder, artifacts.CHECKPOINTS, "stage2", "ckpt-1.index"), "wb").write(b"x")
+    open(os.path.join(folder, artifacts.LOGS, "stage2", "train", "events.out.tfevents.1.host"), "wb").write(b"x")
+    config = model_dirs.model_config(settings, 10, True, list(stages))
+    artifacts.write_json(os.path.join(folder, artifacts.CONFIG), config)
+    for row in metrics or [dict(stage="2", epoch=1, val_accuracy=0.5)]:
+        artifacts.write_metric_row(os.path.join(folder, artifacts.METRICS), row)
