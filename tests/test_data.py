@@ -129,3 +129,34 @@ def test_tfds_dataset_through_mock_data(tmp_path):
 def test_unknown_dataset_lists_the_choices():
     with pytest.raises(ValueError, match="Unknown dataset .no_such_dataset.. Choose .digits."):
         data.load("no_such_dataset", image_size=8)
+
+
+def test_data_modules_import_only_the_ones_below_them():
+    """decoding ← augment ← dataset ← sources ← loader ← the package: no
+    module imports its caller (docs/architecture.md)."""
+    import ast
+
+    import ir2net_tf.data
+
+    order = ["decoding", "augment", "dataset", "sources.imagenet_manual", "sources.digits", "sources.folder",
+             "sources.tfds", "loader", "__init__"]
+    root = os.path.dirname(ir2net_tf.data.__file__)
+    found = set()
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            module = os.path.relpath(path, root)[:-3].replace(os.sep, ".")
+            if module == "sources.__init__":
+                continue
+            found.add(module)
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ir2net_tf.data"):
+                    imported = node.module[len("ir2net_tf.data."):]
+                    targets = [f"{imported}.{a.name}" if imported == "sources" else imported for a in node.names]
+                    for target in targets:
+                        assert order.index(target) < order.index(module), f"{module} imports {target}"
+    assert found == set(order)

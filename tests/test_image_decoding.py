@@ -10,6 +10,8 @@ import pytest
 import tensorflow as tf
 
 from ir2net_tf import data
+from ir2net_tf.data import augment
+from ir2net_tf.data.sources import folder
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +100,7 @@ def test_a_checked_folder_is_not_decoded_again_until_it_changes(tmp_path, monkey
     data.load(root, image_size=16)
     assert len(os.listdir(tmp_path / "cache" / "decoded_image_folders")) == 1
     decoded = []
-    monkeypatch.setattr(data, "undecodable_images", lambda paths, **_: decoded.append(paths) or [])
+    monkeypatch.setattr(folder, "undecodable_images", lambda paths, **_: decoded.append(paths) or [])
     data.load(root, image_size=16)
     assert decoded == []  # remembered
     monkeypatch.undo()
@@ -150,7 +152,7 @@ def whole_then_crop(contents, seed, size):
     """imagenet_train as its definition reads: decode every pixel, crop the
     sampled box, resize, light, flip."""
     image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    crop_seed, light_seed, flip_seed = data._seeds(seed, 3)
+    crop_seed, light_seed, flip_seed = augment._seeds(seed, 3)
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image), tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]), seed=crop_seed,
         min_object_covered=0.0, aspect_ratio_range=(3 / 4, 4 / 3), area_range=(0.08, 1.0), max_attempts=10,

@@ -104,7 +104,7 @@ def pipelines(images, size: int, batch: int):
     """name → (epoch → tf.data.Dataset of batches), ours and the reference's."""
     labels = np.zeros(len(images), np.int64)
     source = lambda: tf.data.Dataset.from_tensor_slices((images, labels))  # noqa: E731
-    ours = data.Dataset("benchmark", 1, len(images), len(images), lambda epoch: data._shuffled(
+    ours = data.Dataset("benchmark", 1, len(images), len(images), lambda epoch: data.shuffled(
         source(), len(images), 0, epoch), source, "imagenet", size, 0)
 
     def reference_train_pipeline(epoch):
