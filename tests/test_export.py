@@ -148,7 +148,7 @@ def _negated_middle_kernel(model):
 
     twin = tf.keras.models.clone_model(model)
     twin.set_weights(model.get_weights())
-    convs = [layer for layer in deploy._all_layers(twin)
+    convs = [layer for layer in deploy.all_layers(twin)
              if deploy.is_binary_conv(layer) and isinstance(layer, lq.layers.QuantConv2D)]
     layer = convs[len(convs) // 2]
     kernel, *rest = layer.get_weights()
