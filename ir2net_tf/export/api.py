@@ -201,11 +201,10 @@ def _evaluate(model, flatbuffer, run, dataset_name: str, data_dir, batch_size: i
 def _load(model_or_run_dir, weights, logits, model_info, random_weights):
     """(model, its description for the report, the LoadedRun or None, whether its weights are random)."""
     if isinstance(model_or_run_dir, (str, os.PathLike)):
-        run_dir = PathArg(DIR, what="a run's folder").check(model_or_run_dir, "model_or_run_dir")
         if weights is not None:
             PathArg(FILE, suffixes=path_args.WEIGHTS_SUFFIXES, checkpoint=True,
                     what="a weights file").check(weights, "weights")
-        run = loading.load_run(os.fspath(run_dir), weights=weights and os.fspath(weights), logits=logits)
+        run = loading.load_run(os.fspath(model_or_run_dir), weights=weights and os.fspath(weights), logits=logits)
         described = {"model": run.config["model"], "weights": run.weights, **run.options,
                      "dataset": run.config.get("dataset"), **(model_info or {})}
         return run.model, described, run, False
@@ -306,6 +305,8 @@ def _export(model_or_run_dir, output, *, weights, logits, target, input_type, ou
     _checked_options(target, input_type, output_type, int8_range, verify_images, random_samples, min_agreement,
                      batch_size, latency_runs, threads, kernels)
     from_run = isinstance(model_or_run_dir, (str, os.PathLike))
+    if from_run:
+        PathArg(DIR, what="a run's folder").check(model_or_run_dir, "model_or_run_dir")
     if output is None:
         if not from_run:
             raise ExportError("output: give the .tflite path to write (a Keras model has no run folder to "
