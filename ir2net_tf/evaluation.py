@@ -14,7 +14,8 @@ from typing import Optional
 import numpy as np
 
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from ir2net_tf import data, deploy
+from ir2net_tf import data
+from ir2net_tf.export.interpreter import FlatbufferRunner
 from ir2net_tf.flag_domains import at_least
 
 TOP_K = 5
@@ -108,7 +109,7 @@ def evaluate(
     return result
 
 
-def flatbuffer_for(model, flatbuffer, **runner_options) -> deploy.FlatbufferRunner:
+def flatbuffer_for(model, flatbuffer, **runner_options) -> FlatbufferRunner:
     """LCE's runner of ``flatbuffer``, refused (ValueError) when it is not a
     ``.tflite`` file, or is the file of a model with other inputs or outputs
     than ``model``: its agreement with Keras would measure nothing."""
@@ -116,7 +117,7 @@ def flatbuffer_for(model, flatbuffer, **runner_options) -> deploy.FlatbufferRunn
         raise ValueError("The flatbuffer is not a .tflite file (no TFL3 identifier); pass the bytes that "
                          "deploy.convert or `python -m export` wrote.")
     try:
-        runner = deploy.FlatbufferRunner(bytes(flatbuffer), **runner_options)
+        runner = FlatbufferRunner(bytes(flatbuffer), **runner_options)
     except (RuntimeError, ValueError) as error:
         raise ValueError(f"LCE's interpreter cannot load the flatbuffer: {str(error).strip()[:200]}") from None
     interpreter = runner.single

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from typing import Optional
 
-# The kernel options of ``deploy.KERNELS`` the count runs with: the indirect
+# The kernel options of ``export.interpreter.KERNELS`` the count runs with: the indirect
 # BGEMM kernel, the fastest on x86 (several-fold faster than the default).
 KERNEL_OPTIONS = {"use_indirect_bgemm": True}
 

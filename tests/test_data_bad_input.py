@@ -78,7 +78,7 @@ def test_missing_data_dir_is_not_created(tmp_path):
 
 
 def test_offline_fails_fast_with_the_advice(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_online", lambda timeout=5.0: False)
+    monkeypatch.setattr("ir2net_tf.data.sources.tfds._online", lambda timeout=5.0: False)
     with pytest.raises(ValueError, match="offline.*--data_dir"):
         data.load("mnist", image_size=8, data_dir=str(tmp_path))
     assert os.listdir(tmp_path) == []

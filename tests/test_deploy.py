@@ -110,7 +110,7 @@ def test_int8_io_with_dummy_quantization():
     flatbuffer = deploy.convert(model, input_type="int8", output_type="int8", int8_range=(-4.0, 4.0))
     census = deploy.check_census(deploy.op_census(flatbuffer), deploy.keras_conv_counts(model))
     assert census["ok"] and census["lce_bconv2d"] == 1
-    interpreter = deploy._interpreter(flatbuffer)
+    interpreter = deploy.load_interpreter(flatbuffer)
     # (LCE leaves this model's output float: the bconv writes it directly.)
     assert interpreter.input_types == [np.dtype("int8")]
     x = deploy.random_inputs((8, 8, 16), 4)

@@ -148,7 +148,7 @@ def _negated_middle_kernel(model):
 
     twin = tf.keras.models.clone_model(model)
     twin.set_weights(model.get_weights())
-    convs = [layer for layer in deploy._all_layers(twin)
+    convs = [layer for layer in deploy.all_layers(twin)
              if deploy.is_binary_conv(layer) and isinstance(layer, lq.layers.QuantConv2D)]
     layer = convs[len(convs) // 2]
     kernel, *rest = layer.get_weights()
@@ -165,11 +165,12 @@ def test_random_inputs_refuse_a_wrong_conversion_and_pass_a_correct_one(wrong, t
     model's export says its weights are random, and goes to exports/, which
     .gitignore keeps out of a checkout."""
     from ir2net_tf.export import cli
+    from ir2net_tf.export import convert as conversion
     from tests_support import REPO
 
     if wrong:
         convert = deploy.convert
-        monkeypatch.setattr(cli.deploy, "convert", lambda model, **kw: convert(_negated_middle_kernel(model), **kw))
+        monkeypatch.setattr(conversion, "convert", lambda model, **kw: convert(_negated_middle_kernel(model), **kw))
     monkeypatch.chdir(tmp_path)
     code, out, err = _run(capsys, "--model", "IR2ResNet20", "--input-size", "16", "--latency-runs", "0",
                           "--random-samples", "32")

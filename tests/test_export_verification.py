@@ -5,7 +5,7 @@ correct conversion cannot change the top-1 (not on near-ties)."""
 import numpy as np
 
 from ir2net_tf import deploy
-from ir2net_tf.export import cli, report
+from ir2net_tf.export import parity, report
 
 
 def _figures(samples, near_ties, disagreements_judged, near_disagreements):
@@ -97,14 +97,14 @@ def test_top1_is_reported_and_judged_only_when_asked_for():
     # The issue's one-epoch IR2QuickNet: 98.4 % top-1 on random inputs, its
     # outputs equal up to rounding: exported. So is a model a few steps old
     # with 90 % on its held-out images (a correct conversion among near-ties).
-    assert cli.judge({"random": _parity(0.984, 1e-5, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT) == []
-    assert cli.judge({"held-out": _parity(0.9, 1e-5, labelled=True)}, deploy.DEFAULT_MIN_AGREEMENT) == []
+    assert parity.judge({"random": _parity(0.984, 1e-5, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT) == []
+    assert parity.judge({"held-out": _parity(0.9, 1e-5, labelled=True)}, deploy.DEFAULT_MIN_AGREEMENT) == []
     # --min-agreement asks for top-1 on labelled inputs.
-    (why,) = cli.judge({"held-out": _parity(0.9, 1e-5, labelled=True)}, deploy.DEFAULT_MIN_AGREEMENT, top1=True)
+    (why,) = parity.judge({"held-out": _parity(0.9, 1e-5, labelled=True)}, deploy.DEFAULT_MIN_AGREEMENT, top1=True)
     assert "top-1 agreement 90.6 %" in why
-    assert cli.judge({"random": _parity(0.9, 1e-5, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT, top1=True) == []
+    assert parity.judge({"random": _parity(0.9, 1e-5, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT, top1=True) == []
     # Outputs a spread apart fail whatever their top-1 (a negated kernel can keep every top-1).
-    (why,) = cli.judge({"random": _parity(1.0, 1.2, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT)
+    (why,) = parity.judge({"random": _parity(1.0, 1.2, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT)
     assert "1.2 of the outputs' spread" in why and "64 random inputs" in why
 
 
@@ -112,7 +112,7 @@ def test_int8_files_are_judged_by_top1_on_every_set():
     # Dummy int8 quantization rounds every output on purpose: the difference
     # is not judged, top-1 agreement is (random inputs included).
     rounded = {"random": _parity(1.0, 0.05, labelled=False)}
-    assert cli.judge(rounded, deploy.DEFAULT_MIN_AGREEMENT, quantized=True) == []
-    assert cli.judge(rounded, deploy.DEFAULT_MIN_AGREEMENT) != []
-    (why,) = cli.judge({"random": _parity(0.5, 0.05, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT, quantized=True)
+    assert parity.judge(rounded, deploy.DEFAULT_MIN_AGREEMENT, quantized=True) == []
+    assert parity.judge(rounded, deploy.DEFAULT_MIN_AGREEMENT) != []
+    (why,) = parity.judge({"random": _parity(0.5, 0.05, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT, quantized=True)
     assert "top-1 agreement 50.0 %" in why

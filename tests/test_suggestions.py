@@ -179,16 +179,16 @@ def test_the_zero_padding_warning_suggests_one_padding_only_where_the_model_take
     """The situation: the model at a size where LCE's zero padding is wrong.
     The warning is what check_model prints then; building the model is
     replaced by a stand-in so that every model is covered in a second (the
-    hazard list is what deploy.zero_padding_hazards reports of a real one)."""
+    hazard list is what export.convert.zero_padding_hazards reports of a real one)."""
     import tensorflow as tf
 
-    from ir2net_tf import deploy
+    from ir2net_tf.export import convert
 
     spec = zoo.get_spec(model)
     if 0.0 not in spec.option_values("pad_values"):
         pytest.skip(f"{model} pads with 1: no zero-padding warning")
     monkeypatch.setattr(zoo, "build", lambda *a, **k: tf.keras.Sequential())
-    monkeypatch.setattr(deploy, "zero_padding_hazards", lambda m: ["conv (2x2 input)"])
+    monkeypatch.setattr(convert, "zero_padding_hazards", lambda m: ["conv (2x2 input)"])
     settings = recipes.resolve("digits", {"model": model, "pad_values": 0.0})
     caplog.set_level("WARNING")
     validation.check_model(settings)

@@ -25,7 +25,10 @@ from typing import Callable, List, Optional, Tuple
 
 import tensorflow as tf
 
-from ir2net_tf import deploy, instructions, zoo
+from ir2net_tf import instructions, zoo
+from ir2net_tf.export.census import BCONV_OP, op_census
+from ir2net_tf.export.convert import convert, convert_float, float_twin
+from ir2net_tf.export.latency import measure_latency
 from ir2net_tf.catalog import measured
 from ir2net_tf.complexity import complexity
 from ir2net_tf.evaluation import TFLITE_IDENTIFIER
@@ -86,7 +89,7 @@ def entries() -> List[Entry]:
         # original its IR² variants (IR2<name>-A…D above) are compared with.
         *(Entry(f"larq-zoo {name}", _larq_zoo(spec.backbone.network), spec.baseline.paper_top1, "larq-zoo")
           for name, spec in larq_zoo_backbones.SPECS.items()),
-        Entry("float ResNet-18", lambda s: deploy.float_twin(_zoo("IR2ResNet18", recovery=False)(s)),
+        Entry("float ResNet-18", lambda s: float_twin(_zoo("IR2ResNet18", recovery=False)(s)),
               source="(same topology, float32)", float_model=True),
         Entry("IR2ResNet18-A pad 1", _zoo("IR2ResNet18", variant="A", pad_values=1.0),
               source="(LCE one-padding)", ir2=True),
@@ -126,7 +129,7 @@ def _flatbuffer(entry: Entry, model, cache_dir: Optional[str], size: int) -> Tup
             raise ValueError(f"The cached file {cached} (--cache_dir) is {what}; delete it to convert the model again.")
         return flatbuffer, None
     start = time.perf_counter()
-    flatbuffer = deploy.convert_float(model) if entry.float_model else deploy.convert(model)
+    flatbuffer = convert_float(model) if entry.float_model else convert(model)
     seconds = time.perf_counter() - start
     if cached:
         atomic_write(cached, flatbuffer)
@@ -169,7 +172,7 @@ def measure(entry: Entry, *, size: int, train: bool, train_batch: int, cache_dir
     row.update(complexity(model).as_dict())
     flatbuffer, row["convert_seconds"] = _flatbuffer(entry, model, cache_dir, input_size)
     row["tflite_bytes"] = len(flatbuffer)
-    row["lce_bconv2d"] = deploy.op_census(flatbuffer).get(deploy.BCONV_OP, 0)
+    row["lce_bconv2d"] = op_census(flatbuffer).get(BCONV_OP, 0)
     row["instructions"] = instruction_count(entry, flatbuffer, cache_dir, input_size) if count else None
     if train:
         if entry.ir2:
@@ -190,7 +193,7 @@ def time_latency(rows: List[dict], flatbuffers: List[bytes], entries_: List[Entr
         print(f"latency round {round_}/{rounds} …", flush=True)
         for row, flatbuffer, entry in zip(rows, flatbuffers, entries_):
             kernels = ("default",) if entry.float_model else ("default", "indirect_bgemm")
-            latency = deploy.measure_latency(flatbuffer, kernels=kernels, threads=threads, runs=runs)
+            latency = measure_latency(flatbuffer, kernels=kernels, threads=threads, runs=runs)
             if "latency" not in row:
                 row["latency"] = latency
                 continue

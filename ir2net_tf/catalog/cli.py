@@ -26,6 +26,7 @@ import sys
 import ir2net_tf  # noqa: F401  (Keras 2 before TensorFlow, when a command loads it)
 from ir2net_tf.catalog import measured
 from ir2net_tf.command_name import command_name
+from ir2net_tf.export.errors import DeployError  # light: no TensorFlow
 from ir2net_tf.flag_domains import Domain, argparse_type, at_least
 
 
@@ -156,15 +157,9 @@ def main(argv=None) -> int:
     args = (list_parser() if argv[:1] == ["list"] else build_parser()).parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, _deploy_error()) as error:
+    except (ValueError, DeployError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-
-
-def _deploy_error():
-    """``deploy.DeployError`` where the command loaded it (it imports TensorFlow)."""
-    deploy = sys.modules.get("ir2net_tf.deploy")
-    return deploy.DeployError if deploy is not None else ValueError
 
 
 def run():

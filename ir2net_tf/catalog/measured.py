@@ -64,14 +64,15 @@ def measure_accuracy(name: str, variant: Optional[str], weights: str, *, dataset
         ``measured_top1`` (.tflite), ``measured_keras_top1``, their top-5,
         agreement, dataset and image count; accuracies in percent.
     """
-    from ir2net_tf import data, deploy, evaluation, zoo
+    from ir2net_tf import data, evaluation, zoo
+    from ir2net_tf.export.convert import convert
     from ir2net_tf.runs.loading import build_model
 
     size = image_size or zoo.get_spec(name).input_size
     ds = data.load(dataset, image_size=size, data_dir=data_dir)
     model = build_model(name, weights=weights, input_size=size, logits=True, variant=variant, padding=padding,
                         num_classes=ds.num_classes)
-    result = evaluation.evaluate(model, ds, flatbuffer=deploy.convert(model), progress=progress)
+    result = evaluation.evaluate(model, ds, flatbuffer=convert(model), progress=progress)
     return {
         "measured_top1": 100 * result["tflite"]["top1"],
         "measured_top5": 100 * result["tflite"]["top5"],

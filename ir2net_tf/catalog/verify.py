@@ -151,7 +151,7 @@ def save_and_reload(model) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from ir2net_tf.deploy import random_inputs
+    from ir2net_tf.export.parity import random_inputs
 
     x = random_inputs(tuple(model.input_shape[1:]), 2, seed=1)
     with tempfile.TemporaryDirectory() as scratch:
@@ -170,7 +170,10 @@ def verify_row(model_name: str, variant, recovery: bool, size: int, *, instructi
     skipped."""
     import tensorflow as tf
 
-    from ir2net_tf import deploy, zoo
+    from ir2net_tf import zoo
+    from ir2net_tf.export.census import check_census, keras_conv_counts, op_census
+    from ir2net_tf.export.convert import convert, randomize_batch_norm, zero_padding_hazards
+    from ir2net_tf.export.parity import RANDOM_WEIGHTS_MIN_AGREEMENT, agreement_failure, parity, random_inputs
 
     spec = zoo.get_spec(model_name)
     head = ORIGINAL if not recovery and spec.has_recovery else head_label(variant)
@@ -184,21 +187,21 @@ def verify_row(model_name: str, variant, recovery: bool, size: int, *, instructi
         row.update(_timed(row, "step", lambda: training_step(model, spec)))
         if not row["step_ok"]:
             row["failures"].append(f"training step: loss {row['loss']}")
-        deploy.randomize_batch_norm(model)  # as the export of a random-weights model
-        flatbuffer = _timed(row, "export", lambda: deploy.convert(model))
+        randomize_batch_norm(model)  # as the export of a random-weights model
+        flatbuffer = _timed(row, "export", lambda: convert(model))
         row["tflite_bytes"] = len(flatbuffer)
-        census = deploy.check_census(deploy.op_census(flatbuffer), deploy.keras_conv_counts(model))
+        census = check_census(op_census(flatbuffer), keras_conv_counts(model))
         row["census"] = {k: census[k] for k in ("lce_bconv2d", "binary_convs_keras", "float_conv_ops",
                                                 "float_convs_keras", "ok", "problems")}
         row["census"]["ops"] = census["ops"]
         row["deploy_note"] = spec.deploy_note
         row["failures"] += [f"census: {p}" for p in census["problems"]]
-        figures = _timed(row, "agreement", lambda: deploy.parity(
-            model, flatbuffer, deploy.random_inputs(tuple(model.input_shape[1:]), samples)))
+        figures = _timed(row, "agreement", lambda: parity(
+            model, flatbuffer, random_inputs(tuple(model.input_shape[1:]), samples)))
         row["agreement"] = figures
-        why = deploy.agreement_failure("random", figures, deploy.RANDOM_WEIGHTS_MIN_AGREEMENT)
+        why = agreement_failure("random", figures, RANDOM_WEIGHTS_MIN_AGREEMENT)
         if why:
-            hazards = deploy.zero_padding_hazards(model)
+            hazards = zero_padding_hazards(model)
             row["hazards"] = hazards
             row["failures"].append(f"agreement: {why}" + (
                 f" — LCE computes zero-padded binary convolutions wrongly on maps smaller than the kernel "

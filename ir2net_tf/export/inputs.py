@@ -13,7 +13,7 @@ import numpy as np
 
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
-from ir2net_tf.deploy import DeployError
+from ir2net_tf.export.errors import DeployError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 

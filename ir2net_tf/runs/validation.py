@@ -62,7 +62,7 @@ def check_model(settings: dict) -> None:
         )
     except ValueError as error:
         raise ValueError(_as_flag_error(str(error), spec.name, size)) from error
-    from ir2net_tf.deploy import zero_padding_hazards
+    from ir2net_tf.export.convert import zero_padding_hazards
 
     hazards = zero_padding_hazards(model)
     if hazards:
