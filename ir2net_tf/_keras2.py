@@ -84,18 +84,52 @@ class _LoadedModule(importlib.abc.Loader):
 
 class _FilteredTensorFlowImport(importlib.abc.MetaPathFinder):
     """On the first ``import tensorflow``, imports it through the ordinary
-    finders with its start-up noise filtered (``_import_tensorflow_filtered``),
-    then leaves ``sys.meta_path``."""
+    finders with its start-up noise filtered (``_import_tensorflow_filtered``);
+    once TensorFlow and Larq are both loaded (or TensorFlow without Larq),
+    registers our layers and leaves ``sys.meta_path``.
+
+    Larq imports TensorFlow from inside its own import: registering then
+    would import our layers, which use Larq, while Larq is half loaded. So
+    the first ``import larq`` is watched too, and the layers are registered
+    when it is complete."""
+
+    WATCHED = ("tensorflow", "larq")
+
+    def __init__(self):
+        self.busy = set()  # the names this finder is importing now
+        self.registering = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
+        if name not in self.WATCHED or name in self.busy or name in sys.modules:
             return None
+        self.busy.add(name)
+        try:
+            if name == "tensorflow":
+                _import_tensorflow_filtered()
+            else:
+                importlib.import_module(name)
+        finally:
+            self.busy.discard(name)
+        module = sys.modules[name]
+        self.register_when_ready()
+        return importlib.util.spec_from_loader(name, _LoadedModule(module), origin=getattr(module, "__file__", None))
+
+    def register_when_ready(self) -> None:
+        if self.registering or "tensorflow" not in sys.modules or any(
+                _initializing(sys.modules.get(n)) for n in self.WATCHED):
+            return
+        self.registering = True
+        try:
+            register_layers()
+        finally:
+            self.registering = False
         if self in sys.meta_path:
             sys.meta_path.remove(self)
-        _import_tensorflow_filtered()
-        module = sys.modules["tensorflow"]
-        register_layers()
-        return importlib.util.spec_from_loader(name, _LoadedModule(module), origin=getattr(module, "__file__", None))
+
+
+def _initializing(module) -> bool:
+    """Whether ``module`` is being imported (its code still running)."""
+    return module is not None and bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
 # Modules whose import registers our Keras layers and Larq quantizers (and
