@@ -159,8 +159,12 @@ def save_and_reload(model) -> dict:
         model.save(path)
         loaded = tf.keras.models.load_model(path)
     before, after = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
-    return {"reload_equal": bool(np.array_equal(before, after)),
-            "reload_max_diff": float(np.abs(before - after).max())}
+    # Random weights after one step can overflow to NaN at tiny sizes; the
+    # reload is judged on whether it gives the same numbers, NaN included.
+    difference = np.abs(before - after)
+    return {"reload_equal": bool(np.array_equal(before, after, equal_nan=True)),
+            "reload_max_diff": float(np.nanmax(difference)) if np.isfinite(difference).any() else 0.0,
+            "outputs_finite": bool(np.isfinite(before).all())}
 
 
 def verify_row(model_name: str, variant, recovery: bool, size: int, *, instructions: bool = False,
