@@ -9,8 +9,12 @@ import importlib
 import sys
 
 from ir2net_tf._keras2 import ensure_legacy_keras, register_layers
+from ir2net_tf._moved import MovedModules
 
 ensure_legacy_keras()
+# The modules that moved into the layer folders keep their former import paths.
+if not any(isinstance(finder, MovedModules) for finder in sys.meta_path):
+    sys.meta_path.insert(0, MovedModules())
 if "tensorflow" in sys.modules:  # already paid for: register the layers now (else at its import)
     register_layers()
 
@@ -30,5 +34,5 @@ def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"ir2net_tf.{name}")
     if name in _FROM_RESTRICTION:
-        return getattr(importlib.import_module("ir2net_tf.restriction"), name)
+        return getattr(importlib.import_module("ir2net_tf.nn.restriction"), name)
     raise AttributeError(f"module 'ir2net_tf' has no attribute {name!r}")

@@ -135,7 +135,7 @@ def _initializing(module) -> bool:
 # Modules whose import registers our Keras layers and Larq quantizers (and
 # Larq's own layers) by name, so that saved models load back without
 # custom_objects as soon as TensorFlow is there.
-REGISTERING = ("ir2net_tf.layers", "ir2net_tf.recovery", "ir2net_tf.restriction")
+REGISTERING = ("ir2net_tf.nn.layers", "ir2net_tf.nn.recovery", "ir2net_tf.nn.restriction")
 
 
 def register_layers() -> None:

@@ -40,11 +40,17 @@ from typing import Any, Dict, Optional, Tuple
 from ir2net_tf.flag_domains import Domain, at_least, fraction, one_of, positive
 from ir2net_tf.path_args import DIR, FILE, WEIGHTS_SUFFIXES, PathArg
 
-# What LCE's binary convolutions can pad with (ir2net_tf.layers checks
+# What LCE's binary convolutions can pad with (ir2net_tf.nn.layers checks
 # builders' arguments against it).
 PAD_VALUES = (0.0, 1.0)
 STAGES = ("1", "2", "both")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+BINARIZERS = ("bireal", "irnet")  # "bireal": IR²Net's approx_sign/ste_sign; "irnet": IR-Net's EDE/Libra-PB
+NORMALIZATIONS = ("height", "global")
+OPTIMIZERS = ("sgd", "sgd_nesterov", "adam")
+WEIGHT_DECAY_SCOPES = ("all", "conv")
+SCHEDULES = ("cosine", "step")
+AUGMENTATIONS = ("auto", "cifar", "imagenet", "shift", "none")
 MAX_SEED = 2**32 - 1  # what NumPy's seed accepts (tf.keras.utils.set_random_seed seeds NumPy too)
 _SAME = object()  # ``missing`` not given: the same as the default
 
@@ -137,7 +143,7 @@ class TrainConfig:
         fixed=f"the recovery head: {_SAME_MODEL}")
     binarizer: Optional[str] = setting(
         str, "Binary convolutions' quantizers: bireal (IR²Net's approx_sign/ste_sign) or irnet (IR-Net's "
-        "EDE/Libra-PB); default: the model's own.", choices=("bireal", "irnet"), nullable=True,
+        "EDE/Libra-PB); default: the model's own.", choices=BINARIZERS, nullable=True,
         fixed=f"the binary convolutions' quantizers: {_SAME_MODEL}")
     recovery: Optional[bool] = setting(
         bool, "Information recovery head (false: bare backbone baseline).", fallback=True,
@@ -171,7 +177,7 @@ class TrainConfig:
         str, "tensorflow-datasets split to evaluate on, e.g. validation[:64] (default: validation, else test).",
         nullable=True, fixed="which examples choose the best weights")
     augment: Optional[str] = setting(str, "Training augmentation.", fallback="auto",
-                                     choices=("auto", "cifar", "imagenet", "shift", "none"),
+                                     choices=AUGMENTATIONS,
                                      fixed="the training images themselves")
     seed: Optional[int] = setting(int, "Seed of data order, augmentation and initialization.", fallback=0,
                                   domain=at_least(0, high=MAX_SEED),
@@ -191,13 +197,13 @@ class TrainConfig:
     epochs: Optional[int] = setting(
         int, "Epochs per stage.", domain=at_least(1),
         fixed="the learning-rate schedule spans all epochs: a longer run decays differently")
-    optimizer: Optional[str] = setting(str, "Optimizer.", choices=("sgd", "sgd_nesterov", "adam"),
+    optimizer: Optional[str] = setting(str, "Optimizer.", choices=OPTIMIZERS,
                                        fixed="the optimizer's state in the checkpoint")
     learning_rate: Optional[float] = setting(float, "Peak learning rate (cosine decay to 0 over the stage).",
                                              domain=positive(), fixed="the schedule the optimizer follows")
     lr_schedule: Optional[str] = setting(
         str, "cosine to 0 (default), or step: ×0.1 at 30/60/90 % of the stage after --warmup_epochs (IR-Net's "
-        "ImageNet schedule).", fallback="cosine", choices=("cosine", "step"),
+        "ImageNet schedule).", fallback="cosine", choices=SCHEDULES,
         fixed="the schedule the optimizer follows")
     warmup_epochs: Optional[float] = setting(
         float, "--lr_schedule step: linear warm-up epochs (may be fractional).", fallback=0.0,
@@ -210,7 +216,7 @@ class TrainConfig:
     weight_decay: Optional[float] = setting(float, "L2 weight decay added to the gradient.",
                                             domain=at_least(0, integer=False), fixed="the loss's gradient")
     weight_decay_scope: Optional[str] = setting(str, "Decay all trainable weights or conv kernels only.",
-                                                choices=("all", "conv"), fixed="the loss's gradient")
+                                                choices=WEIGHT_DECAY_SCOPES, fixed="the loss's gradient")
     stage2_weight_decay: Optional[float] = setting(
         float, "Weight decay of stage 2 (default: --weight_decay).", domain=at_least(0, integer=False),
         nullable=True, fixed="stage 2's gradient")
@@ -218,7 +224,7 @@ class TrainConfig:
         float, "λ of the restriction mask; 0 turns restriction off.", fallback=0.15,
         domain=at_least(0, integer=False), fixed="what restriction erases: the loss")
     normalization: Optional[str] = setting(str, "Attention normalization of the mask.", fallback="height",
-                                           choices=("height", "global"), fixed="the restriction mask: the loss")
+                                           choices=NORMALIZATIONS, fixed="the restriction mask: the loss")
     teacher: Optional[str] = setting(
         str, "Keras Applications name or saved Keras model path; '' = no distillation.", fallback="",
         fixed="the distillation loss")

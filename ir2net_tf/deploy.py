@@ -23,7 +23,7 @@ from ir2net_tf.export.convert import (
     IO_TYPES, TARGETS, GroupsAsConvolutions, all_layers, convert, convert_float, float_twin, grouped_as_convolutions,
     is_grouped_float_conv, randomize_batch_norm, zero_padding_hazards,
 )
-from ir2net_tf.complexity import is_binary_conv, is_multibit_conv
+from ir2net_tf.nn.complexity import is_binary_conv, is_multibit_conv
 from ir2net_tf.export.census import (
     BCONV_OP, BINARIZE_OPS, FLOAT_CONV_OPS, INT8_OPS, LCE_CUSTOM_OPS, check_census, keras_conv_counts, op_census,
     operators,
@@ -38,7 +38,7 @@ from ir2net_tf.export.parity import (
     difference_failure, judge, output_difference, parity, random_inputs,
 )
 from ir2net_tf.export.writing import check_writable
-from ir2net_tf.files import atomic_write
+from ir2net_tf._util.files import atomic_write
 
 __all__ = [
     "BCONV_OP", "BINARIZE_OPS", "CLOSE_TOLERANCE", "DEFAULT_MIN_AGREEMENT", "FLOAT_CONV_OPS", "INT8_OPS", "IO_TYPES",

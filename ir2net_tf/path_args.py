@@ -24,7 +24,7 @@ from typing import Optional, Tuple
 
 FILE, DIR, FILE_OR_DIR = "file", "folder", "file or folder"
 
-# Keras' weights formats, as ir2net_tf.weights reads them (any other name
+# Keras' weights formats, as ir2net_tf.models.weights reads them (any other name
 # is read as a TensorFlow checkpoint: PathArg.checkpoint).
 WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras")
 ARRAY_SUFFIXES = (".npy", ".npz")

@@ -34,7 +34,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ir2net_tf import layers, zoo
+from ir2net_tf import zoo
+from ir2net_tf.nn import layers
 from ir2net_tf.export import cli as export_cli
 from ir2net_tf.runs import artifacts, lock, recipes, run, validation
 
@@ -321,7 +322,7 @@ def _tiny_binary_model():
 def test_mixed_float16_step_equals_float32(lam, kept_all):
     """One IR² step under mixed_float16 (loss scaling through both passes)
     applies float32's update to float16's precision."""
-    from ir2net_tf.training import IR2Trainer
+    from ir2net_tf.training.trainer import IR2Trainer
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(8, 8, 8, 3)).astype(np.float32)

@@ -3,7 +3,7 @@
 import larq as lq
 import pytest
 
-from ir2net_tf.complexity import complexity
+from ir2net_tf.nn.complexity import complexity
 
 
 def test_hand_computed_ir2resnet18_a(zoo_model):

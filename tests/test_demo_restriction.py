@@ -4,7 +4,7 @@ recipes keep the paper's λ = 0.15."""
 import pytest
 import os
 
-from ir2net_tf import restriction
+from ir2net_tf.nn import restriction
 from ir2net_tf.runs import artifacts, recipes
 
 

@@ -11,7 +11,7 @@ import larq as lq
 import tensorflow as tf
 
 from ir2net_tf import deploy, zoo
-from ir2net_tf.files import OutputError
+from ir2net_tf._util.files import OutputError
 
 # (model, input size, variant, binary convolutions). The ImageNet models run
 # at 224 once (IR2ResNet18) and smaller elsewhere to keep the suite fast; 96

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ir2net_tf import data, deploy, evaluation, zoo
+from ir2net_tf import data, deploy, zoo
+from ir2net_tf.export import evaluation
 from ir2net_tf.export.cli import main as export_main
 from ir2net_tf.runs import artifacts
 
@@ -193,7 +194,7 @@ def test_evaluate_refuses_a_dataset_with_other_classes(digits_run, classes):
 def imported_b(tmp_path_factory):
     """IR2ResNet18-B weights imported from a PyTorch checkpoint written here."""
     pytest.importorskip("torch", reason="PyTorch is optional: pip install -e '.[torch]'")
-    from ir2net_tf import pytorch_import
+    from ir2net_tf.interop import pytorch as pytorch_import
     from test_pytorch_import import ReferenceIR2ResNet, randomize, save_reference_checkpoint
 
     folder = tmp_path_factory.mktemp("imported")

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ir2net_tf import data, weights, zoo
+from ir2net_tf import data, zoo
+from ir2net_tf.models import weights
 
 from tests_support import digits_settings, export_cli, fake_run, snapshot
 
@@ -101,7 +102,8 @@ def test_ctrl_c_during_export_writes_nothing(tmp_path, capsys, monkeypatch):
 
 
 def test_evaluate_refuses_what_is_not_this_models_tflite():
-    from ir2net_tf import deploy, evaluation
+    from ir2net_tf import deploy
+    from ir2net_tf.export import evaluation
 
     def dense(size):
         inputs = tf.keras.Input((size, size, 3))

@@ -6,7 +6,7 @@ import csv
 import numpy as np
 import tensorflow as tf
 
-from ir2net_tf import visualize
+from ir2net_tf.training import visualize
 from ir2net_tf.data import normalize
 from ir2net_tf.runs import artifacts
 

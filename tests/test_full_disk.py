@@ -35,7 +35,7 @@ def _no_temporaries(folder):
 def test_a_full_disk_fails_in_one_line_and_keeps_what_was_there(small_disk, capsys):
     """Checkpoints, weights, metrics, the export's pair: each either written
     whole or not at all, with one line naming the path and the full disk."""
-    from ir2net_tf import files
+    from ir2net_tf._util import files
     from ir2net_tf.export import cli as export_cli
     from ir2net_tf.runs import checkpoints
 

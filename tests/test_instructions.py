@@ -1,5 +1,5 @@
 """Grouped convolutions export as ordinary ones (deploy.grouped_as_convolutions),
-and ir2net_tf.instructions counts executed instructions per inference with
+and ir2net_tf.catalog.instructions counts executed instructions per inference with
 valgrind (skipped where valgrind is not installed)."""
 
 import numpy as np
@@ -8,7 +8,8 @@ import pytest
 import larq as lq
 import tensorflow as tf
 
-from ir2net_tf import deploy, instructions
+from ir2net_tf import deploy
+from ir2net_tf.catalog import instructions
 
 GROUPS = 4
 

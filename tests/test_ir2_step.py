@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from tests_support import REPO
 from ir2net_tf import zoo
-from ir2net_tf.restriction import restriction_mask, upsampled_attention
-from ir2net_tf.training import IR2Trainer, with_feature_map
+from ir2net_tf.nn.restriction import restriction_mask, upsampled_attention
+from ir2net_tf.training.trainer import IR2Trainer, with_feature_map
 
 SIZE = 8
 
@@ -73,7 +73,7 @@ def test_step_applies_the_gradient_of_the_ir2_loss_plus_weight_decay(lam):
 
 
 def test_erasing_lambdas_erase_those_fractions():
-    from ir2net_tf.visualize import ERASED_FRACTIONS, erasing_lambdas
+    from ir2net_tf.training.visualize import ERASED_FRACTIONS, erasing_lambdas
 
     rng = np.random.default_rng(0)
     features = tf.constant(rng.gamma(1.0, size=(4, 4, 4, 8)), tf.float32)
@@ -96,8 +96,8 @@ _SHORTCUT_SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     tf.keras.backend.set_floatx("float64")
     import larq as lq
-    from ir2net_tf.restriction import restriction_mask
-    from ir2net_tf.training import IR2Trainer, moving_statistics, with_feature_map
+    from ir2net_tf.nn.restriction import restriction_mask
+    from ir2net_tf.training.trainer import IR2Trainer, moving_statistics, with_feature_map
     from ir2net_tf.zoo import FEATURES_LAYER
     # 5 classes: no top-5 metric, whose Keras op takes float32 only.
     SIZE, LR, CLASSES = 8, 0.1, 5
@@ -206,7 +206,7 @@ def test_latent_weight_beyond_one_keeps_its_value_unless_clipped(weight_clip, ex
 @pytest.mark.slow
 @pytest.mark.parametrize("name, strided", [("IR2ResNet20", 2), ("IR2ResNet18CIFAR", 3), ("IR2VGGSmall", 0)])
 def test_cifar_pytorch_padding_pads_strided_binary_convs_symmetrically(name, strided):
-    from ir2net_tf.layers import PyTorchPadQuantConv2D
+    from ir2net_tf.nn.layers import PyTorchPadQuantConv2D
 
     size = 8 if name == "IR2ResNet20" else 16
     same = zoo.build(name, input_shape=(size, size, 3))
@@ -233,7 +233,7 @@ def test_step_ratios_time_both_regimes():
     from test_train_step import tiny_binary_model
 
     from ir2net_tf.catalog.cli import build_parser
-    from ir2net_tf.throughput import step_ratios
+    from ir2net_tf.catalog.throughput import step_ratios
 
     result = step_ratios(tiny_binary_model(), erased=0.25, rounds=2, steps=1)
     assert result["kept"]["kept"] == 1.0

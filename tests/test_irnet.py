@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ir2net_tf import binarization, deploy, zoo
-from ir2net_tf.complexity import complexity
+from ir2net_tf import deploy, zoo
+from ir2net_tf.nn import binarization
+from ir2net_tf.nn.complexity import complexity
 from ir2net_tf.runs import artifacts
 from tests_support import SMALL, cli, kill_mid_epoch_and_resume
 
@@ -233,8 +234,8 @@ def test_killed_and_resumed_run_continues_the_ede_schedule(irnet_run, tmp_path):
 
 def test_irnet_recipes_and_the_step_schedule():
     from ir2net_tf.runs import recipes
-    from ir2net_tf.schedules import make_schedule
-    from ir2net_tf.training import make_optimizer
+    from ir2net_tf.training.schedules import make_schedule
+    from ir2net_tf.training.trainer import make_optimizer
 
     demo = recipes.resolve(recipes.recipe_name(None, None, "IRNetResNet20"), {"model": "IRNetResNet20"})
     assert demo["recipe"] == "digits" and demo["restriction_lambda"] == 0.0 and demo["recovery"] is False

@@ -11,12 +11,12 @@ import tensorflow as tf
 
 from tests_support import ENV, REPO
 
-FIRST_IMPORTS = ("larq", "larq_zoo", "larq_compute_engine", "tensorflow", "ir2net_tf.complexity", "ir2net_tf.zoo")
+FIRST_IMPORTS = ("larq", "larq_zoo", "larq_compute_engine", "tensorflow", "ir2net_tf.nn.complexity", "ir2net_tf.zoo")
 CHECK = """
 import sys, ir2net_tf
 import {first}
 import larq, tensorflow as tf
-assert "ir2net_tf.layers" in sys.modules and "ir2net_tf.restriction" in sys.modules, "layers not registered"
+assert "ir2net_tf.nn.layers" in sys.modules and "ir2net_tf.nn.restriction" in sys.modules, "layers not registered"
 assert hasattr(larq, "quantizers") and tf.keras.layers.Layer.__module__.startswith("tf_keras")
 assert tf.keras.utils.get_registered_object("ir2net_tf>PyTorchPadQuantConv2D") is not None
 """

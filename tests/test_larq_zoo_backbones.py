@@ -11,7 +11,7 @@ import tensorflow as tf
 from ir2net_tf import deploy, zoo
 from ir2net_tf.catalog.cli import main as zoo_main
 from ir2net_tf.models import larq_zoo_backbones
-from ir2net_tf.training import IR2Trainer
+from ir2net_tf.training.trainer import IR2Trainer
 
 # The export is checked here for one network of each family (its layer
 # types): the others differ only in depth and width, and the by-hand sweep

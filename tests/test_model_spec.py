@@ -10,7 +10,7 @@ from ir2net_tf import zoo
 from ir2net_tf.catalog import benchmark
 from ir2net_tf.catalog.cli import main as zoo_main
 from ir2net_tf.export.cli import main as export_main
-from ir2net_tf.recovery import FusionHead
+from ir2net_tf.nn.recovery import FusionHead
 from tests_support import train_in_process
 
 HEAD = FusionHead("compact", ratio=8, cheap_groups="depthwise")

@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ir2net_tf import pytorch_import
-from ir2net_tf.pytorch_import import CheckpointError
+from ir2net_tf.interop import pytorch as pytorch_import
+from ir2net_tf.interop.pytorch import CheckpointError
 
 torch = pytest.importorskip("torch", reason="PyTorch is optional: pip install -e '.[torch]'")
 nn = torch.nn

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ir2net_tf.restriction import attention_map, restrict, restriction_mask
+from ir2net_tf.nn.restriction import attention_map, restrict, restriction_mask
 
 
 def numpy_mask(features, out_h, out_w, lam=0.15):
@@ -110,7 +110,7 @@ def test_bad_shapes_are_refused():
 
 def test_tensorboard_grid_logger_writes_images(tmp_path):
     from ir2net_tf import zoo
-    from ir2net_tf.visualize import RestrictionGridLogger
+    from ir2net_tf.training.visualize import RestrictionGridLogger
 
     model = zoo.IR2ResNet20(input_shape=(16, 16, 3), classifier_activation=None)
     before = [w.numpy().copy() for w in model.weights]

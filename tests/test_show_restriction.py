@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ir2net_tf import training
+from ir2net_tf.training import trainer as training
 from ir2net_tf.data import digits_arrays, normalize
 from tests_support import REPO
 

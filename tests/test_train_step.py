@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from ir2net_tf import zoo
-from ir2net_tf.restriction import restrict, restriction_mask
-from ir2net_tf.training import IR2Trainer, cross_entropy, decayed_variables, distillation, with_feature_map
+from ir2net_tf.nn.restriction import restrict, restriction_mask
+from ir2net_tf.training.trainer import IR2Trainer, cross_entropy, decayed_variables, distillation, with_feature_map
 
 SIZE = 8  # IR2ResNet20's smallest input: F is 2×2
 # λ = 1 erases every pixel below the mean attention: on random tiny inputs
@@ -167,7 +167,7 @@ def test_mirrored_strategy_matches_one_device():
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from ir2net_tf import zoo
-        from ir2net_tf.training import IR2Trainer
+        from ir2net_tf.training.trainer import IR2Trainer
         rng = np.random.default_rng(0)
         x = rng.normal(size=(4, {SIZE}, {SIZE}, 3)).astype(np.float32); x[:, :4, :4] += 3
         y = rng.integers(0, 10, size=4).astype(np.int32)

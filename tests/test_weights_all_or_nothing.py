@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ir2net_tf import weights, zoo
+from ir2net_tf import zoo
+from ir2net_tf.models import weights
 
 
 

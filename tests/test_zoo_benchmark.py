@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ir2net_tf import instructions
+from ir2net_tf.catalog import instructions
 from ir2net_tf.catalog import benchmark
 from ir2net_tf.catalog.cli import main
 

@@ -87,7 +87,7 @@ def test_list_json_and_unknown_names(capsys):
 
 def test_a_variant_added_in_process_is_listed(capsys, monkeypatch):
     from ir2net_tf.models.spec import Variant
-    from ir2net_tf.recovery import FusionHead
+    from ir2net_tf.nn.recovery import FusionHead
 
     spec = zoo.get_spec("IR2ResNet20")
     monkeypatch.setitem(spec.variants, "E", Variant(FusionHead("compact", ratio=8)))

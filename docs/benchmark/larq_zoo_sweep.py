@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ir2net_tf import deploy, zoo
-from ir2net_tf.training import IR2Trainer
+from ir2net_tf.training.trainer import IR2Trainer
 
 HEADS = (None, "A", "B", "C", "D")  # None: the larq-zoo network, no recovery head
 

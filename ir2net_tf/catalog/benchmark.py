@@ -5,10 +5,10 @@ For every variant of every zoo model (the list comes from ``zoo.MODELS``) and
 the anchors: LCE conversion (time, ``.tflite`` size, LceBconv2d count), host
 latency in LCE's interpreter (each kernel option at 1 and 2 threads, best of
 ``--rounds`` rounds; the table keeps the fastest kernel per thread count),
-FLOPs from ``ir2net_tf.complexity``, executed instructions per inference
-(``ir2net_tf.instructions``, where valgrind is installed: the ratios that
+FLOPs from ``ir2net_tf.nn.complexity``, executed instructions per inference
+(``ir2net_tf.catalog.instructions``, where valgrind is installed: the ratios that
 repeat) and, for a chosen few, training-step throughput
-(``ir2net_tf.throughput``). Writes ``results.json``, ``results.md`` and
+(``ir2net_tf.catalog.throughput``). Writes ``results.json``, ``results.md`` and
 ``tradeoff.png``; ``--cache_dir`` keeps the flatbuffers and their counts.
 """
 
@@ -25,14 +25,15 @@ from typing import Callable, List, Optional, Tuple
 
 import tensorflow as tf
 
-from ir2net_tf import instructions, zoo
+from ir2net_tf import zoo
+from ir2net_tf.catalog import instructions
 from ir2net_tf.export.census import BCONV_OP, op_census
 from ir2net_tf.export.convert import convert, convert_float, float_twin
 from ir2net_tf.export.latency import measure_latency
 from ir2net_tf.catalog import measured
-from ir2net_tf.complexity import complexity
-from ir2net_tf.evaluation import TFLITE_IDENTIFIER
-from ir2net_tf.files import atomic_write, check_writable_dir, refuse_file
+from ir2net_tf.nn.complexity import complexity
+from ir2net_tf.export.evaluation import TFLITE_IDENTIFIER
+from ir2net_tf._util.files import atomic_write, check_writable_dir, refuse_file
 from ir2net_tf.flag_domains import argparse_type, at_least
 from ir2net_tf import path_args
 from ir2net_tf.models import larq_zoo_backbones
@@ -137,7 +138,7 @@ def _flatbuffer(entry: Entry, model, cache_dir: Optional[str], size: int) -> Tup
 
 
 def instruction_count(entry: Entry, flatbuffer: bytes, cache_dir: Optional[str], size: int) -> Optional[int]:
-    """Executed instructions per inference (``ir2net_tf.instructions``), or
+    """Executed instructions per inference (``ir2net_tf.catalog.instructions``), or
     None without valgrind or when counting fails (said on stdout). The count
     of the same flatbuffer does not change: ``cache_dir`` keeps it, keyed on
     the flatbuffer's digest and the interpreter options."""
@@ -163,7 +164,7 @@ def instruction_count(entry: Entry, flatbuffer: bytes, cache_dir: Optional[str],
 def measure(entry: Entry, *, size: int, train: bool, train_batch: int, cache_dir: Optional[str],
             count: bool = True) -> Tuple[dict, bytes]:
     """Everything but latency for one entry: (row, flatbuffer)."""
-    from ir2net_tf.throughput import train_throughput
+    from ir2net_tf.catalog.throughput import train_throughput
 
     input_size = entry.size or size
     model = entry.build(input_size)

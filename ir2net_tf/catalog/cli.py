@@ -25,7 +25,7 @@ import sys
 # answers at once; the commands that build models import what they need.
 import ir2net_tf  # noqa: F401  (Keras 2 before TensorFlow, when a command loads it)
 from ir2net_tf.catalog import measured
-from ir2net_tf.command_name import command_name
+from ir2net_tf._util.command_name import command_name
 from ir2net_tf.export.errors import DeployError  # light: no TensorFlow
 from ir2net_tf.flag_domains import Domain, argparse_type, at_least
 
@@ -71,7 +71,7 @@ def cmd_summary(args) -> int:
 
 def cmd_step_benchmark(args) -> int:
     from ir2net_tf import zoo
-    from ir2net_tf.throughput import step_ratios
+    from ir2net_tf.catalog.throughput import step_ratios
 
     size = args.image_size or zoo.get_spec(args.model).input_size
     model = zoo.build(args.model, input_shape=(size, size, 3), classifier_activation=None)

@@ -18,7 +18,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ir2net_tf.command_name import command_name
+from ir2net_tf._util.command_name import command_name
 from ir2net_tf.flag_domains import argparse_type, at_least
 from ir2net_tf import path_args
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Import an authors' PyTorch IR²Net ImageNet checkpoint into Keras weights.",
     )
     p.add_argument("checkpoint", type=path_args.argparse_type(path_args.PathArg(path_args.FILE)), help="The reference's checkpoint.pth.tar (or a saved state dict).")
-    from ir2net_tf.pytorch_import import importable_models
+    from ir2net_tf.interop.pytorch import importable_models
 
     p.add_argument("--model", choices=[s.name for s in importable_models()],
                    help="Expected model (default: detected from the checkpoint).")
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs the import; returns the exit status (0 done, 2 failure)."""
     args = build_parser().parse_args(argv)
-    from ir2net_tf import pytorch_import
+    from ir2net_tf.interop import pytorch as pytorch_import
 
     try:
         pytorch_import.check_output_path(args.output)

@@ -64,7 +64,8 @@ def measure_accuracy(name: str, variant: Optional[str], weights: str, *, dataset
         ``measured_top1`` (.tflite), ``measured_keras_top1``, their top-5,
         agreement, dataset and image count; accuracies in percent.
     """
-    from ir2net_tf import data, evaluation, zoo
+    from ir2net_tf import data, zoo
+    from ir2net_tf.export import evaluation
     from ir2net_tf.export.convert import convert
     from ir2net_tf.runs.loading import build_model
 

@@ -7,12 +7,12 @@ from typing import List, Tuple
 
 import numpy as np
 
-from ir2net_tf.files import atomic_write
+from ir2net_tf._util.files import atomic_write
 from ir2net_tf.flag_domains import argparse_type, at_least
 from ir2net_tf import path_args
 from ir2net_tf.path_args import DIR, FILE, FILE_OR_DIR, PathArg
 from ir2net_tf.export.inputs import IMAGE_SUFFIXES  # what --images reads (export.inputs.load_images)
-from ir2net_tf.restriction import DEFAULT_LAMBDA, NORMALIZATIONS
+from ir2net_tf.nn.restriction import DEFAULT_LAMBDA, NORMALIZATIONS
 
 
 def add_arguments(parser) -> None:
@@ -78,7 +78,7 @@ def _load_images(args, input_shape) -> Tuple[np.ndarray, List[str]]:
 
 
 def run(args) -> int:
-    from ir2net_tf.visualize import describe_lambdas, png_bytes, restriction_grid, restriction_views
+    from ir2net_tf.training.visualize import describe_lambdas, png_bytes, restriction_grid, restriction_views
 
     model, model_name = _load_model(args)
     images, names = _load_images(args, tuple(model.input_shape[1:]))

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ir2net_tf.files import atomic_write
+from ir2net_tf._util.files import atomic_write
 
 TABLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "catalog_table.json")
 REGENERATE = "python -m zoo list --regenerate"
@@ -56,7 +56,7 @@ def built_row(name: str, variant) -> dict:
     import tensorflow as tf
 
     from ir2net_tf import zoo
-    from ir2net_tf.complexity import complexity
+    from ir2net_tf.nn.complexity import complexity
 
     spec = zoo.get_spec(name)
     model = zoo.build(name, variant=variant)

@@ -24,7 +24,7 @@ import time
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Tuple
 
-from ir2net_tf.files import atomic_write
+from ir2net_tf._util.files import atomic_write
 from ir2net_tf.flag_domains import argparse_type, at_least
 
 ORIGINAL = "original"  # the head label of a larq-zoo network without IR² (recovery=False)
@@ -130,8 +130,8 @@ def training_step(model, spec) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from ir2net_tf.restriction import DEFAULT_LAMBDA
-    from ir2net_tf.training import IR2Trainer
+    from ir2net_tf.nn.restriction import DEFAULT_LAMBDA
+    from ir2net_tf.training.trainer import IR2Trainer
 
     lam = 0.0 if spec.method == "irnet" else DEFAULT_LAMBDA
     shape = tuple(model.input_shape[1:])
@@ -211,7 +211,7 @@ def verify_row(model_name: str, variant, recovery: bool, size: int, *, instructi
                 f" — LCE computes zero-padded binary convolutions wrongly on maps smaller than the kernel "
                 f"({len(hazards)} such: {hazards[0]}, …); run it at a larger size" if hazards else ""))
         if instructions:
-            from ir2net_tf import instructions as counting
+            from ir2net_tf.catalog import instructions as counting
 
             row["instructions"] = _timed(row, "instructions",
                                          lambda: counting.per_inference_or_none(flatbuffer))

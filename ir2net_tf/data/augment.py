@@ -24,7 +24,7 @@ PCA_EIGVEC = (
     (-0.5836, -0.6948, 0.4203),
 )
 PCA_ALPHA_STD = 0.1
-AUGMENTATIONS = ("auto", "cifar", "imagenet", "shift", "none")
+from ir2net_tf.config import AUGMENTATIONS  # noqa: E402  (the setting's values, declared with it)
 
 
 def normalize(images):

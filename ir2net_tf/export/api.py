@@ -24,7 +24,8 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
-from ir2net_tf import data, evaluation, path_args, zoo
+from ir2net_tf import data, path_args, zoo
+from ir2net_tf.export import evaluation
 from ir2net_tf.export import census, convert, inputs, latency, parity, report, writing
 from ir2net_tf.export.errors import DeployError, ExportError
 from ir2net_tf.export.interpreter import KERNELS

@@ -25,7 +25,7 @@ def keras_conv_counts(model) -> Dict[str, int]:
     import tensorflow as tf
     import larq as lq
 
-    from ir2net_tf.complexity import is_binary_conv, is_multibit_conv
+    from ir2net_tf.nn.complexity import is_binary_conv, is_multibit_conv
     from ir2net_tf.export.convert import all_layers, is_grouped_float_conv
 
     layers = list(all_layers(model))

@@ -18,9 +18,9 @@ import argparse
 import sys
 
 from ir2net_tf import zoo
-from ir2net_tf.command_name import command_name
+from ir2net_tf._util.command_name import command_name
 from ir2net_tf.flag_domains import FINITE, argparse_type, at_least, fraction, one_of
-from ir2net_tf.layers import PAD_VALUES
+from ir2net_tf.nn.layers import PAD_VALUES
 from ir2net_tf import path_args
 from ir2net_tf.path_args import DIR, FILE, FILE_OR_DIR, PathArg
 

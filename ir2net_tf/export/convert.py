@@ -12,8 +12,8 @@ import numpy as np
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
-from ir2net_tf import binarization
-from ir2net_tf.complexity import is_binary_conv
+from ir2net_tf.nn import binarization
+from ir2net_tf.nn.complexity import is_binary_conv
 from ir2net_tf.export.census import LCE_CUSTOM_OPS, operators
 from ir2net_tf.export.errors import DeployError
 

@@ -57,7 +57,7 @@ def summary(report: Dict) -> str:
     for name, figures in report.get("parity", {}).items():
         lines.append(_parity_line(name, figures))
     if "evaluation" in report:
-        from ir2net_tf.evaluation import summary as evaluation_summary
+        from ir2net_tf.export.evaluation import summary as evaluation_summary
 
         lines.append("  evaluation on " + evaluation_summary(report["evaluation"]))
     for row in report.get("latency", []):

@@ -3,7 +3,7 @@
 
 import os
 
-from ir2net_tf import files
+from ir2net_tf._util import files
 from ir2net_tf.export import report
 from ir2net_tf.export.errors import DeployError
 

@@ -5,7 +5,7 @@ from typing import Optional, Sequence, Union
 import tensorflow as tf
 
 from ir2net_tf.models.common import Top, build_top
-from ir2net_tf.recovery import resolve_head
+from ir2net_tf.nn.recovery import resolve_head
 
 
 def _layer_output(model: tf.keras.Model, name: str):
@@ -94,7 +94,7 @@ def add_recovery_head(
             ResNet-like network (for Bi-Real Net exactly IR2ResNet18's taps).
         final_layer: name of the layer producing F; default the last layer
             with a 4-D output.
-        head: fusion head: ``"A"``–``"D"`` (any case) or an ``ir2net_tf.recovery.FusionHead``.
+        head: fusion head: ``"A"``–``"D"`` (any case) or an ``ir2net_tf.nn.recovery.FusionHead``.
         activation: ``"prelu"`` or ``"hardtanh"`` in the head.
         out_channels: channels of the fused map (default: F's channels).
         include_top, num_classes, classifier_activation: as in the zoo builders.

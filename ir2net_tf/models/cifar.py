@@ -6,10 +6,10 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from ir2net_tf.layers import SubsampleZeroPadShortcut, activation, batch_norm, binary_conv
+from ir2net_tf.nn.layers import SubsampleZeroPadShortcut, activation, batch_norm, binary_conv
 from ir2net_tf.models.common import build_zoo_model
 from ir2net_tf.models.spec import ModelSpec, Variant, builder, register
-from ir2net_tf.recovery import VARIANTS, FusionHead
+from ir2net_tf.nn.recovery import VARIANTS, FusionHead
 
 
 def _stem(inputs, filters: int):

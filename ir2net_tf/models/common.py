@@ -7,8 +7,8 @@ from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
-from ir2net_tf.layers import batch_norm, classifier_pool
-from ir2net_tf.recovery import FusionHead, recover
+from ir2net_tf.nn.layers import batch_norm, classifier_pool
+from ir2net_tf.nn.recovery import FusionHead, recover
 
 # An identity layer whose output is the final backbone feature map F: what
 # restriction reads. Found by name, so it survives saving and loading.
@@ -150,9 +150,9 @@ def build_zoo_model(
 
 
 def load_weights(model: tf.keras.Model, path) -> None:
-    """Loads a weights file, all of it or nothing (``ir2net_tf.weights``): a
+    """Loads a weights file, all of it or nothing (``ir2net_tf.models.weights``): a
     file that does not fit the model is a ValueError naming what differs."""
-    from ir2net_tf.weights import load_weights as load_all_or_nothing
+    from ir2net_tf.models.weights import load_weights as load_all_or_nothing
 
     load_all_or_nothing(model, path)
 

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from ir2net_tf.layers import batch_norm
+from ir2net_tf.nn.layers import batch_norm
 from ir2net_tf.models.cifar import (
     _add_act,
     _binary_bn,

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from ir2net_tf.models.common import build_zoo_model
 from ir2net_tf.models.spec import ModelSpec, Variant, builder, register
-from ir2net_tf.recovery import VARIANTS
+from ir2net_tf.nn.recovery import VARIANTS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,10 +6,10 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from ir2net_tf.layers import PyTorchPadding2D, activation, batch_norm, binary_conv
+from ir2net_tf.nn.layers import PyTorchPadding2D, activation, batch_norm, binary_conv
 from ir2net_tf.models.common import build_zoo_model
 from ir2net_tf.models.spec import ModelSpec, Variant, builder, register
-from ir2net_tf.recovery import VARIANTS
+from ir2net_tf.nn.recovery import VARIANTS
 
 WIDTHS = (64, 128, 256, 512)
 DEPTHS_18 = (4, 4, 4, 4)

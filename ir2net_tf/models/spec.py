@@ -10,7 +10,7 @@ commands' choices and the PyTorch import all read it, so a variant added to
 
     from ir2net_tf import zoo
     from ir2net_tf.models.spec import Variant
-    from ir2net_tf.recovery import FusionHead
+    from ir2net_tf.nn.recovery import FusionHead
 
     zoo.get_spec("IR2ResNet20").variants["E"] = Variant(FusionHead("compact", ratio=8))
     model = zoo.IR2ResNet20(variant="E")
@@ -21,8 +21,8 @@ import numbers
 import os
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ir2net_tf.layers import BINARIZERS, PAD_VALUES
-from ir2net_tf.recovery import FusionHead
+from ir2net_tf.nn.layers import BINARIZERS, PAD_VALUES
+from ir2net_tf.nn.recovery import FusionHead
 
 # What a user may write for "the model's default head" (the paper's head of a
 # CIFAR model, variant A of an ImageNet model).
@@ -167,7 +167,7 @@ class ModelSpec:
                     return known
         raise ValueError(
             f"Unknown variant {name!r} for {self.name}; choose one of {self.variant_names()} "
-            f"(default {self.default_variant!r}), or pass an ir2net_tf.recovery.FusionHead to the builder."
+            f"(default {self.default_variant!r}), or pass an ir2net_tf.nn.recovery.FusionHead to the builder."
         )
 
     def variant_names(self) -> List[str]:
@@ -335,7 +335,7 @@ _ARGUMENTS = """
             ``weight_clip`` constraint (clip to [−1, 1] after every update).
         binarizer: the binary convolutions' quantizers: ``"bireal"``
             (IR²Net's approx_sign / ste_sign) or ``"irnet"`` (IR-Net's EDE and
-            Libra-PB, ``ir2net_tf.binarization``); default ``"{binarizer}"``.
+            Libra-PB, ``ir2net_tf.nn.binarization``); default ``"{binarizer}"``.
 
     Input:
         Images on a 0–1 scale normalized with the ImageNet mean (0.485, 0.456,
@@ -391,7 +391,7 @@ def docstring(spec: ModelSpec) -> str:
     if spec.has_recovery:
         names = ", ".join(f'``"{v}"``' for v in spec.variant_names())
         variant_doc = (f"the fusion head: {names} (any case; ``None`` = ``\"{spec.default_variant}\"``),\n"
-                       "            or an ``ir2net_tf.recovery.FusionHead``.")
+                       "            or an ``ir2net_tf.nn.recovery.FusionHead``.")
         recovery_doc = ("``False`` builds the bare backbone as the ablation baseline:\n"
                         "            F → pool → Dense, no recovery head and no extra BatchNorm.")
     else:

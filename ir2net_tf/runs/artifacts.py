@@ -1,5 +1,5 @@
 """The model directory's file names and formats, every file written
-atomically (``ir2net_tf.files``) so that a run killed at any moment leaves
+atomically (``ir2net_tf._util.files``) so that a run killed at any moment leaves
 every file whole."""
 
 import csv
@@ -7,7 +7,7 @@ import io
 import json
 import os
 
-from ir2net_tf.files import atomic_write, save_weights  # noqa: F401  (save_weights: part of this module's API)
+from ir2net_tf._util.files import atomic_write, save_weights  # noqa: F401  (save_weights: part of this module's API)
 
 CONFIG = "config.json"
 METRICS = "metrics.csv"
@@ -68,7 +68,7 @@ def _floats(rows, key):
 
 def plot_curves(metrics_path: str, out_path: str) -> None:
     """Loss and accuracy per epoch (all stages in order) as a PNG."""
-    from ir2net_tf import plotting
+    from ir2net_tf._util import plotting
 
     rows = read_metrics(metrics_path)
     if not rows:

@@ -23,7 +23,7 @@ def save(manager: tf.train.CheckpointManager, number: int) -> str:
     try:
         return manager.save(checkpoint_number=number)
     except tf.errors.OpError as error:
-        from ir2net_tf.files import cannot_write
+        from ir2net_tf._util.files import cannot_write
 
         for partial in glob.glob(os.path.join(glob.escape(manager.directory), "ckpt-*_temp*")):
             if os.path.isdir(partial):

@@ -14,7 +14,7 @@ import sys
 from absl import app, flags, logging
 
 from ir2net_tf import config, flag_domains as domains
-from ir2net_tf.command_name import command_name
+from ir2net_tf._util.command_name import command_name
 from ir2net_tf.path_args import FILE, WEIGHTS_SUFFIXES, DEFINE_path, PathArg
 from ir2net_tf.runs import api, at_resume, validation
 

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from ir2net_tf.flag_domains import at_least
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+from ir2net_tf.config import STRATEGIES  # noqa: E402  (the setting's values, declared with it)
 # How long workers wait for each other at start-up (--cluster_timeout).
 DEFAULT_CLUSTER_TIMEOUT = 300
 # Under SLURM each task listens on PORT_BASE + (job id mod PORT_RANGE) + its

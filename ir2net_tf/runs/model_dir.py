@@ -3,7 +3,7 @@
 import os
 import shutil
 
-from ir2net_tf import files
+from ir2net_tf._util import files
 from ir2net_tf.runs import artifacts, at_resume, lock
 
 

@@ -6,11 +6,12 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from ir2net_tf import binarization, data, zoo
-from ir2net_tf.schedules import make_schedule
-from ir2net_tf.training import IR2Trainer, make_optimizer
-from ir2net_tf.weights import check as check_weights, load_weights
-from ir2net_tf.visualize import RestrictionGridLogger
+from ir2net_tf import data, zoo
+from ir2net_tf.nn import binarization
+from ir2net_tf.training.schedules import make_schedule
+from ir2net_tf.training.trainer import IR2Trainer, make_optimizer
+from ir2net_tf.models.weights import check as check_weights, load_weights
+from ir2net_tf.training.visualize import RestrictionGridLogger
 from ir2net_tf.runs import artifacts, banners, callbacks, checkpoints, distribute, lock, model_dir as model_dirs
 from ir2net_tf.runs import seeding, validation
 from ir2net_tf.runs.signals import StopSignals
@@ -370,7 +371,7 @@ def evaluate(model_dir=None, *, model=None, weights=None, dataset=None, image_si
     Returns:
         ``{"top1", "top5", "examples", "dataset", "weights"}``.
     """
-    from ir2net_tf import evaluation
+    from ir2net_tf.export import evaluation
     from ir2net_tf.runs import loading
 
     if model is None:

@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
-from ir2net_tf.layers import PACKAGE, AdaptiveAvgPool2D, ChannelSlice, activation, batch_norm
+from ir2net_tf.nn.layers import PACKAGE, AdaptiveAvgPool2D, ChannelSlice, activation, batch_norm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +76,7 @@ def resolve_head(head: Union[str, FusionHead]) -> FusionHead:
         return VARIANTS[head.strip().upper()]
     raise ValueError(
         f"Unknown variant {head!r}; choose one of {sorted(VARIANTS)} or pass a "
-        "ir2net_tf.recovery.FusionHead."
+        "ir2net_tf.nn.recovery.FusionHead."
     )
 
 

@@ -7,9 +7,9 @@ from typing import Optional
 
 import tensorflow as tf
 
-from ir2net_tf.training import cosine_schedule
+from ir2net_tf.training.trainer import cosine_schedule
 
-SCHEDULES = ("cosine", "step")
+from ir2net_tf.config import SCHEDULES  # noqa: E402  (the setting's values, declared with it)
 # IR-Net's ImageNet config: ×0.1 at iterations 18,750 / 37,500 / 56,250 of 62,500.
 STEP_FRACTIONS = (0.3, 0.6, 0.9)
 STEP_FACTOR = 0.1

@@ -10,7 +10,7 @@ distribution strategy and under XLA.
 import tensorflow as tf
 
 DEFAULT_LAMBDA = 0.15
-NORMALIZATIONS = ("height", "global")
+from ir2net_tf.config import NORMALIZATIONS  # noqa: E402  (the setting's values, declared with it)
 _EPS = 1e-12
 
 

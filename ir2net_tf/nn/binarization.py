@@ -24,7 +24,7 @@ the two-stage recipe does not have): stage 1's weights load into the stage-2
 model, its kernel quantizers keeping the t the schedule gives them. The
 activation quantizers' t (``EDESign``, in both stages) are the file's record
 of IR-Net's binarizer: weights of the other binarizer are refused
-(``ir2net_tf.weights``). See docs/irnet.md.
+(``ir2net_tf.models.weights``). See docs/irnet.md.
 """
 
 import math

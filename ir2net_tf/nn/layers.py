@@ -13,7 +13,7 @@ import logging
 import larq as lq
 import tensorflow as tf
 
-from ir2net_tf import binarization  # noqa: F401  (registers "ede_sign" and "libra_pb")
+from ir2net_tf.nn import binarization  # noqa: F401  (registers "ede_sign" and "libra_pb")
 
 PACKAGE = "ir2net_tf"
 
@@ -24,13 +24,13 @@ BN_MOMENTUM = 0.9
 from ir2net_tf.config import PAD_VALUES  # noqa: E402  (what LCE can pad with: declared with the setting)
 # "bireal": approx_sign activations, ste_sign weights with weight clipping
 # (IR²Net's). "irnet": IR-Net's EDE activations and Libra-PB weights, no
-# clipping (ir2net_tf.binarization, docs/irnet.md).
-BINARIZERS = ("bireal", "irnet")
+# clipping (ir2net_tf.nn.binarization, docs/irnet.md).
+from ir2net_tf.config import BINARIZERS  # noqa: E402  (the setting's values, declared with it)
 ACTIVATIONS = ("prelu", "hardtanh")
 # "same": TensorFlow's padding (for stride 2 on an even size it pads 0 before
 # and 1 after). "pytorch": PyTorch's symmetric ``padding=k // 2``, which for
 # stride 2 on an even size reads 1 padded pixel before and none after. Models
-# whose weights come from PyTorch (``ir2net_tf.pytorch_import``) need it.
+# whose weights come from PyTorch (``ir2net_tf.interop.pytorch``) need it.
 PADDINGS = ("same", "pytorch")
 
 
@@ -99,7 +99,7 @@ def binary_conv(
         name: layer name.
         binarizer: ``"bireal"`` (default, the description above) or
             ``"irnet"``: ``ede_sign`` activations and ``libra_pb`` weights
-            (``ir2net_tf.binarization``), no weight clipping.
+            (``ir2net_tf.nn.binarization``), no weight clipping.
     """
     if pad_values not in PAD_VALUES:
         raise ValueError(

@@ -11,11 +11,11 @@ from typing import Dict, Optional
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from ir2net_tf import plotting  # noqa: E402
+from ir2net_tf._util import plotting  # noqa: E402
 from ir2net_tf.data import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from ir2net_tf.models.any_backbone import auto_tap_layers  # noqa: E402
 from ir2net_tf.models.common import FEATURES_LAYER  # noqa: E402
-from ir2net_tf.restriction import (  # noqa: E402
+from ir2net_tf.nn.restriction import (  # noqa: E402
     DEFAULT_LAMBDA,
     restrict,
     restriction_mask,

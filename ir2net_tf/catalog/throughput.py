@@ -14,7 +14,7 @@ from typing import Dict, Tuple
 import numpy as np
 import tensorflow as tf
 
-from ir2net_tf.training import IR2Trainer
+from ir2net_tf.training.trainer import IR2Trainer
 
 
 class _StepTimer:
@@ -124,7 +124,7 @@ def step_ratios(
         per regime, ``plain_seconds`` (median step), and per regime
         ``ratio`` = {"median", "q1", "q3"} with the ratios of every round.
     """
-    from ir2net_tf.visualize import erasing_lambdas, restriction_views
+    from ir2net_tf.training.visualize import erasing_lambdas, restriction_views
 
     batch = _random_batch(model, batch_size, seed)
     attention = restriction_views(model, batch[0].numpy())["attention"]

@@ -14,9 +14,9 @@ import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from ir2net_tf.models.common import with_feature_map
-from ir2net_tf.restriction import DEFAULT_LAMBDA, restrict, restriction_mask
+from ir2net_tf.nn.restriction import DEFAULT_LAMBDA, restrict, restriction_mask
 
-WEIGHT_DECAY_SCOPES = ("all", "conv")
+from ir2net_tf.config import WEIGHT_DECAY_SCOPES  # noqa: E402  (the setting's values, declared with it)
 
 
 def cross_entropy(labels, logits):
@@ -276,7 +276,7 @@ def cosine_schedule(learning_rate: float, total_steps: int):
     return tf.keras.optimizers.schedules.CosineDecay(learning_rate, max(1, int(total_steps)), alpha=0.0)
 
 
-OPTIMIZERS = ("sgd", "sgd_nesterov", "adam")
+from ir2net_tf.config import OPTIMIZERS  # noqa: E402  (the setting's values, declared with it)
 
 
 def make_optimizer(name: str, learning_rate, momentum: float = 0.9):

@@ -7,7 +7,7 @@ layer of ``IR2ResNet18``/``IR2ResNet34`` built with ``padding="pytorch"``
 (PyTorch's symmetric padding, so the outputs are the reference's), and saves
 Keras weights::
 
-    from ir2net_tf import pytorch_import
+    from ir2net_tf.interop import pytorch as pytorch_import
     model = pytorch_import.import_checkpoint("checkpoint.pth.tar", output="ir2_b.weights.h5")
 
 Every checkpoint key must be used and every model weight set; anything
@@ -32,7 +32,7 @@ import numpy as np
 import ir2net_tf  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
-from ir2net_tf import files
+from ir2net_tf._util import files
 
 BN_KEYS = ("weight", "bias", "running_mean", "running_var")
 # Counted by PyTorch's BatchNorm for its momentum-free mode; nothing in Keras
@@ -373,7 +373,7 @@ def check_output_path(path) -> str:
 
 
 def save_weights_atomic(model: tf.keras.Model, path) -> None:
-    """Saves Keras weights to ``path`` atomically (``ir2net_tf.files``).
+    """Saves Keras weights to ``path`` atomically (``ir2net_tf._util.files``).
 
     ``*.weights.h5`` is Keras' weights format: it matches layers by class and
     position, so it loads into the ``padding="pytorch"`` model only. Any other

@@ -1,0 +1,1 @@
+"""Helpers any layer may use: atomic files, command names, figures."""

@@ -1,0 +1,1 @@
+"""Other frameworks' checkpoints: the authors' PyTorch weights (``pytorch``)."""
