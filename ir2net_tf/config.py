@@ -10,7 +10,7 @@ Everything else is derived from these fields:
 - the ``python -m train`` flags (``runs/cli.py`` defines one per field),
 - the recipes' keys (``runs/recipes.py``: a recipe is a partial
   configuration, checked against the fields),
-- the settings check (``runs/validation.py``: each value against its domain),
+- the settings check (``runs/settings_check.py``: each value against its domain),
 - ``config.json``'s ``training`` block and the rule for a resume
   (``runs/at_resume.py``), including what a key missing from an older
   ``config.json`` counts as,

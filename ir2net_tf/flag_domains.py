@@ -10,7 +10,7 @@ allowed values. The same object
 - parses the text of an argparse argument (``argparse_type``: ``python -m
   export`` and ``python -m zoo``),
 - checks a value that came from elsewhere (``check``: a recipe, a run's
-  ``config.json``, a library caller; ``runs/validation.py``),
+  ``config.json``, a library caller; ``runs/settings_check.py``),
 
 so a flag's range exists once. Adding a numeric flag is one line, e.g.::
 

@@ -1,6 +1,6 @@
 """Features together: the combinations a user can ask for, generated from the
 registries (``zoo.MODELS``, ``layers.BINARIZERS``, the stage plans
-``validation.STAGES``, the recovery head where a spec has one, the
+``settings_check.STAGES``, the recovery head where a spec has one, the
 strategies), each the smallest run there is, with the same invariants:
 
 - it finishes, or it is refused in one line before any file is written;
@@ -37,7 +37,7 @@ import tensorflow as tf
 from ir2net_tf import zoo
 from ir2net_tf.nn import layers
 from ir2net_tf.export import cli as export_cli
-from ir2net_tf.runs import artifacts, lock, recipes, run, validation
+from ir2net_tf.runs import artifacts, lock, recipes, run, settings_check
 
 from tests_support import ENV, REPO, check_metrics_match_evaluate, cli, weights_file_values
 
@@ -48,7 +48,7 @@ BATCH = 16
 # --stage 1 and then --stage both in the same directory (the stage is not
 # part of a run's identity), so that the stage-1 state is checked too.
 PLANS = {"both": ("1", "both"), "2": ("2",), "1": ("1",)}
-assert set(PLANS) == set(validation.STAGES)
+assert set(PLANS) == set(settings_check.STAGES)
 
 
 def family(spec) -> tuple:

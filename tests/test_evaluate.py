@@ -184,7 +184,7 @@ def test_evaluate_refuses_a_dataset_with_other_classes(digits_run, classes):
     dataset = data.load("digits", image_size=16)
     dataset.num_classes = classes
     with pytest.raises(ValueError, match=f"{classes} classes; the model outputs 10"):
-        evaluation.evaluate(model, dataset, progress=False)
+        evaluation.measure_accuracy(model, dataset, progress=False)
 
 
 # --------------------------------------------- python -m train --mode evaluate
@@ -245,7 +245,7 @@ def test_mode_evaluate_any_weights_gives_the_library_top1(imported_b, tmp_path, 
     args = ["--mode=evaluate", "--model=IR2ResNet18", "--variant=B", "--padding=pytorch", f"--weights={weights}",
             "--dataset=imagenet2012", f"--data_dir={MOCK_DATA_DIR}", "--image_size=64", "--verbose=0"]
     with mock_imagenet(images, labels):
-        library = evaluation.evaluate(model, data.load("imagenet2012", image_size=64, data_dir=MOCK_DATA_DIR),
+        library = evaluation.measure_accuracy(model, data.load("imagenet2012", image_size=64, data_dir=MOCK_DATA_DIR),
                                       progress=False)
         out, _ = train_cli(capsys, *args)
 

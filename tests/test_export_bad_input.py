@@ -113,11 +113,11 @@ def test_evaluate_refuses_what_is_not_this_models_tflite():
     digits = data.load("digits", image_size=8)
     for flatbuffer, message in ((b"garbage" * 20, "not a .tflite file"), (other, "another model's.*16, 16, 3")):
         with pytest.raises(ValueError, match=message):
-            evaluation.evaluate(model, digits, flatbuffer=flatbuffer, progress=False)
+            evaluation.measure_accuracy(model, digits, flatbuffer=flatbuffer, progress=False)
     with pytest.raises(ValueError, match="--image_size must be an integer ≥ 1; got 0"):
         data.load("digits", image_size=0)
     with pytest.raises(ValueError, match="--batch_size must be an integer ≥ 1"):
-        evaluation.evaluate(model, digits, batch_size=0, progress=False)
+        evaluation.measure_accuracy(model, digits, batch_size=0, progress=False)
 
 
 def test_stage_1_only_run_and_hdf5_named_bin_are_explained(tmp_path, capsys, recovery_weights):

@@ -27,7 +27,7 @@ from ir2net_tf.catalog import cli as zoo_cli
 from ir2net_tf.catalog import import_pytorch
 from ir2net_tf.export import cli as export_cli
 from ir2net_tf.runs import cli as train_cli
-from ir2net_tf.runs import at_resume, recipes, validation
+from ir2net_tf.runs import at_resume, recipes, settings_check
 
 PACKAGE = os.path.dirname(os.path.abspath(zoo.__file__))
 # A flag, and the literal value after it when it has one: a number, or a
@@ -191,7 +191,7 @@ def test_the_zero_padding_warning_suggests_one_padding_only_where_the_model_take
     monkeypatch.setattr(convert, "zero_padding_hazards", lambda m: ["conv (2x2 input)"])
     settings = recipes.resolve("digits", {"model": model, "pad_values": 0.0})
     caplog.set_level("WARNING")
-    validation.check_model(settings)
+    settings_check.check_model(settings)
     warning = " ".join(r.getMessage() for r in caplog.records if "will not export correctly" in r.getMessage())
     assert warning
     suggested = [v for f, v in ((m.group(1), m.group(2) or m.group(3)) for m in FLAG.finditer(warning))

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from ir2net_tf import data, zoo
-from ir2net_tf.runs import artifacts, callbacks, recipes, run
+from ir2net_tf.runs import api, artifacts, callbacks, recipes, run
 
 from tests_support import STEPS, checkpoint_state, cli
 
@@ -52,7 +52,7 @@ def test_killed_run_resumes_at_same_epoch_step_and_optimizer_state(killed_and_re
 def test_evaluate_reports_the_best_epochs_accuracy(killed_and_resumed):
     model_dir = killed_and_resumed[0]
     rows = artifacts.read_metrics(os.path.join(model_dir, artifacts.METRICS))
-    result = run.evaluate(model_dir, verbose=0)
+    result = api.evaluate(model_dir, verbose=0)
     assert result["top1"] == pytest.approx(max(float(r["val_accuracy"]) for r in rows), abs=1e-6)
     assert result["top1"] <= result["top5"] <= 1.0
 

@@ -78,7 +78,7 @@ def kill_mid_epoch_and_resume(args, ckpt_dir, on_kill=None):
 def check_metrics_match_evaluate(model_dir, stage):
     """Every accuracy of ``stage``'s rows in [0, 1]; the last row's equal to
     a one-process evaluate of the weights it describes (final.weights.h5)."""
-    from ir2net_tf.runs import artifacts, run
+    from ir2net_tf.runs import api, artifacts
 
     rows = artifacts.read_metrics(os.path.join(model_dir, artifacts.METRICS))
     mine = [r for r in rows if r["stage"] == stage]
@@ -87,7 +87,7 @@ def check_metrics_match_evaluate(model_dir, stage):
         for key in ("accuracy", "top5", "val_accuracy", "val_top5"):
             if row.get(key):
                 assert 0.0 <= float(row[key]) <= 1.0, (key, row)
-    result = run.evaluate(model_dir, weights=os.path.join(model_dir, artifacts.FINAL_WEIGHTS), verbose=0)
+    result = api.evaluate(model_dir, weights=os.path.join(model_dir, artifacts.FINAL_WEIGHTS), verbose=0)
     one_example = 1.0 / result["examples"] + 1e-6
     assert abs(float(mine[-1]["val_accuracy"]) - result["top1"]) <= one_example, (mine[-1], result)
     if mine[-1].get("val_top5"):

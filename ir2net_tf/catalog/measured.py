@@ -73,7 +73,7 @@ def measure_accuracy(name: str, variant: Optional[str], weights: str, *, dataset
     ds = data.load(dataset, image_size=size, data_dir=data_dir)
     model = build_model(name, weights=weights, input_size=size, logits=True, variant=variant, padding=padding,
                         num_classes=ds.num_classes)
-    result = evaluation.evaluate(model, ds, flatbuffer=convert(model), progress=progress)
+    result = evaluation.measure_accuracy(model, ds, flatbuffer=convert(model), progress=progress)
     return {
         "measured_top1": 100 * result["tflite"]["top1"],
         "measured_top5": 100 * result["tflite"]["top5"],

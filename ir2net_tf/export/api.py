@@ -194,7 +194,7 @@ def _evaluate(model, flatbuffer, run, dataset_name: str, data_dir, batch_size: i
             dataset = run.dataset(data_dir)
         else:
             dataset = data.load(dataset_name, image_size=model.input_shape[1], data_dir=data_dir)
-        return evaluation.evaluate(model, dataset, flatbuffer=flatbuffer, batch_size=batch_size)
+        return evaluation.measure_accuracy(model, dataset, flatbuffer=flatbuffer, batch_size=batch_size)
     except ValueError as error:
         raise DeployError(f"--evaluate {dataset_name}: {error}") from error
 

@@ -4,7 +4,7 @@ deployed ``.tflite`` file run in LCE's interpreter, side by side.
 The number that matters for a deployed model is the file's own accuracy:
 the binary convolutions are exact in LCE, but the float parts are computed
 in another order, so an activation near zero can binarize to the other sign
-(docs/deployment.md, "What the export checks"). ``evaluate`` measures both
+(docs/deployment.md, "What the export checks"). ``measure_accuracy`` measures both
 on the same preprocessed images and counts where their top-1 classes agree.
 """
 
@@ -40,7 +40,7 @@ def _figures(top1: int, top5: int, count: int) -> dict:
     return {"top1": int(top1) / count, "top5": int(top5) / count, "correct": int(top1)}
 
 
-def evaluate(
+def measure_accuracy(
     model,
     dataset: data.Dataset,
     *,

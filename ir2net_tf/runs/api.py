@@ -66,8 +66,46 @@ def train(config) -> TrainResult:
     return TrainResult.of(runner.model_dir, runner.settings["stage"], rows)
 
 
-def evaluate(model_dir: Optional[str] = None, **kwargs) -> dict:
-    """Top-1 / top-5 of a run's weights (``run.evaluate``: its arguments)."""
-    from ir2net_tf.runs import run
+def evaluate(model_dir=None, *, model=None, weights=None, dataset=None, image_size=None, data_dir=None,
+             batch_size=None, verbose=1, **options) -> dict:
+    """Top-1 / top-5 of saved weights on a validation split.
 
-    return run.evaluate(model_dir, **kwargs)
+    Args:
+        model_dir: a training run: its best weights (or ``weights``) on its
+            held-out split (or ``dataset``).
+        model: instead of a run, a zoo model name; ``weights`` (any weights
+            file, e.g. from ``python -m zoo import-pytorch``) and ``dataset``
+            are then required.
+        weights: the weights file.
+        dataset: digits, a tensorflow-datasets name or an image folder.
+        image_size: the input size for ``model`` (its zoo default otherwise).
+        data_dir: the tensorflow-datasets data directory.
+        batch_size: evaluation batch size (the run's, else 64).
+        verbose: progress bar (1) or none (0).
+        **options: zoo.build options for ``model`` (variant, padding,
+            pad_values, recovery); the weights file is checked against them.
+
+    Returns:
+        ``{"top1", "top5", "examples", "dataset", "weights"}``.
+    """
+    from ir2net_tf import data, zoo
+    from ir2net_tf.export import evaluation
+    from ir2net_tf.runs import loading
+
+    if model is None:
+        loaded = loading.load_run(model_dir, weights=weights, logits=True)
+        keras_model, weights = loaded.model, loaded.weights
+        if dataset is None:
+            ds = loaded.dataset(data_dir)
+        else:
+            ds = data.load(dataset, image_size=keras_model.input_shape[1], data_dir=data_dir)
+        batch_size = batch_size or loaded.settings.get("batch_size")
+    else:
+        if not weights or not dataset:
+            raise ValueError("Evaluating a zoo model needs a weights file and a dataset: --weights FILE --dataset D.")
+        ds = data.load(dataset, image_size=image_size or zoo.get_spec(model).input_size, data_dir=data_dir)
+        keras_model = loading.build_model(model, weights=weights, input_size=ds.image_size, logits=True,
+                                          num_classes=ds.num_classes, **options)
+    result = evaluation.measure_accuracy(keras_model, ds, batch_size=batch_size or 64, progress=verbose > 0)
+    return {"top1": result["keras"]["top1"], "top5": result["keras"]["top5"], "examples": result["examples"],
+            "dataset": ds.name, "weights": weights}

@@ -16,7 +16,7 @@ from absl import app, flags, logging
 from ir2net_tf import config, flag_domains as domains
 from ir2net_tf._util.command_name import command_name
 from ir2net_tf.path_args import FILE, WEIGHTS_SUFFIXES, DEFINE_path, PathArg
-from ir2net_tf.runs import api, at_resume, validation
+from ir2net_tf.runs import api, at_resume, settings_check
 
 FLAGS = flags.FLAGS
 
@@ -82,7 +82,7 @@ def settings_from_flags() -> dict:
 
 
 def evaluate_arguments() -> dict:
-    """run.evaluate's arguments: a run's model directory, or with --model a
+    """api.evaluate's arguments: a run's model directory, or with --model a
     zoo model whose options (--variant, --padding, --pad_values,
     --recovery) the weights file must fit."""
     common = {"weights": FLAGS.weights, "data_dir": FLAGS.data_dir, "batch_size": FLAGS.batch_size,
@@ -119,17 +119,17 @@ def main(argv):
 
     try:
         if FLAGS.mode == "evaluate":
-            validation.check_options(
+            settings_check.check_options(
                 mode="evaluate", given={n: FLAGS[n].value for n in TRAINING_FLAGS if FLAGS[n].present},
                 init_weights=FLAGS.init_weights, weights=FLAGS.weights, stage=None,
             )
-            result = run.evaluate(**evaluate_arguments())
+            result = api.evaluate(**evaluate_arguments())
             print(f"{result['weights']} on {result['dataset']} ({result['examples']} images): "
                   f"top-1 {100 * result['top1']:.2f} %, top-5 {100 * result['top5']:.2f} %")
             print(json.dumps(result))
             return
         if FLAGS.weights is not None:
-            validation.check_options(mode="train", given={}, init_weights=None, weights=FLAGS.weights, stage=None)
+            settings_check.check_options(mode="train", given={}, init_weights=None, weights=FLAGS.weights, stage=None)
         runner = run.Run.from_config(config_from_flags())
         rows = runner.train()
     except (ValueError, run.callbacks.NaNLoss) as error:

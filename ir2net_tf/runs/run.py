@@ -13,16 +13,16 @@ from ir2net_tf.training.trainer import IR2Trainer, make_optimizer
 from ir2net_tf.models.weights import check as check_weights, load_weights
 from ir2net_tf.training.visualize import RestrictionGridLogger
 from ir2net_tf.runs import artifacts, banners, callbacks, checkpoints, distribute, lock, model_dir as model_dirs
-from ir2net_tf.runs import seeding, validation
+from ir2net_tf.runs import seeding, settings_check
 from ir2net_tf.runs.signals import StopSignals
 from ir2net_tf.runs.teacher import load_teacher
 
-STAGES = validation.STAGES
+STAGES = settings_check.STAGES
 
 
 def check_settings(settings: dict) -> None:
-    """Errors a user can fix, before any work or file (runs/validation.py)."""
-    validation.check_settings(settings)
+    """Errors a user can fix, before any work or file (runs/settings_check.py)."""
+    settings_check.check_settings(settings)
     data.check_splits(settings["dataset"], settings.get("train_split"), settings.get("validation_split"))
     data.check_manual_download(settings["dataset"], settings.get("data_dir"), settings.get("manual_dir"))
 
@@ -117,7 +117,7 @@ class Run:
         """The run a ``TrainConfig`` describes (ir2net_tf/config.py), its
         settings and options checked before any file is written."""
         settings = config.settings()
-        validation.check_options(mode="train", given={}, init_weights=config.init_weights, weights=None,
+        settings_check.check_options(mode="train", given={}, init_weights=config.init_weights, weights=None,
                                  stage=settings["stage"])
         logging.info("Training settings: %s", json.dumps(settings, sort_keys=True))
         return cls(settings, **config.run_options())
@@ -347,47 +347,3 @@ class Run:
             return "before training started"
         stage, epoch, step = self.position()
         return f"in stage {stage}, epoch {epoch}, step {step}"
-
-
-def evaluate(model_dir=None, *, model=None, weights=None, dataset=None, image_size=None, data_dir=None,
-             batch_size=None, verbose=1, **options) -> dict:
-    """Top-1 / top-5 of saved weights on a validation split.
-
-    Args:
-        model_dir: a training run: its best weights (or ``weights``) on its
-            held-out split (or ``dataset``).
-        model: instead of a run, a zoo model name; ``weights`` (any weights
-            file, e.g. from ``python -m zoo import-pytorch``) and ``dataset``
-            are then required.
-        weights: the weights file.
-        dataset: digits, a tensorflow-datasets name or an image folder.
-        image_size: the input size for ``model`` (its zoo default otherwise).
-        data_dir: the tensorflow-datasets data directory.
-        batch_size: evaluation batch size (the run's, else 64).
-        verbose: progress bar (1) or none (0).
-        **options: zoo.build options for ``model`` (variant, padding,
-            pad_values, recovery); the weights file is checked against them.
-
-    Returns:
-        ``{"top1", "top5", "examples", "dataset", "weights"}``.
-    """
-    from ir2net_tf.export import evaluation
-    from ir2net_tf.runs import loading
-
-    if model is None:
-        loaded = loading.load_run(model_dir, weights=weights, logits=True)
-        keras_model, weights = loaded.model, loaded.weights
-        if dataset is None:
-            ds = loaded.dataset(data_dir)
-        else:
-            ds = data.load(dataset, image_size=keras_model.input_shape[1], data_dir=data_dir)
-        batch_size = batch_size or loaded.settings.get("batch_size")
-    else:
-        if not weights or not dataset:
-            raise ValueError("Evaluating a zoo model needs a weights file and a dataset: --weights FILE --dataset D.")
-        ds = data.load(dataset, image_size=image_size or zoo.get_spec(model).input_size, data_dir=data_dir)
-        keras_model = loading.build_model(model, weights=weights, input_size=ds.image_size, logits=True,
-                                          num_classes=ds.num_classes, **options)
-    result = evaluation.evaluate(keras_model, ds, batch_size=batch_size or 64, progress=verbose > 0)
-    return {"top1": result["keras"]["top1"], "top5": result["keras"]["top5"], "examples": result["examples"],
-            "dataset": ds.name, "weights": weights}
