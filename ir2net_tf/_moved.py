@@ -10,6 +10,8 @@ import importlib
 import importlib.abc
 import importlib.util
 
+from ir2net_tf._keras2 import _LoadedModule
+
 MOVED = {
     "ir2net_tf.layers": "ir2net_tf.nn.layers",
     "ir2net_tf.binarization": "ir2net_tf.nn.binarization",
@@ -29,17 +31,6 @@ MOVED = {
 }
 
 
-class _Loaded(importlib.abc.Loader):
-    def __init__(self, module):
-        self.module = module
-
-    def create_module(self, spec):
-        return self.module
-
-    def exec_module(self, module):
-        pass
-
-
 class MovedModules(importlib.abc.MetaPathFinder):
     """Finds a former path's module at its new path."""
 
@@ -48,4 +39,4 @@ class MovedModules(importlib.abc.MetaPathFinder):
         if new is None:
             return None
         module = importlib.import_module(new)
-        return importlib.util.spec_from_loader(name, _Loaded(module), origin=getattr(module, "__file__", None))
+        return importlib.util.spec_from_loader(name, _LoadedModule(module), origin=getattr(module, "__file__", None))

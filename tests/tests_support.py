@@ -148,9 +148,7 @@ def train_cli(capsys, *args):
     return code, out, err
 
 
-def export_cli(capsys, *args):
-    from ir2net_tf.export.cli import main
-
+def _argparse_cli(capsys, main, args):
     try:
         code = main(list(args))
     except SystemExit as exit:  # argparse's refusal while parsing, as the process would exit
@@ -158,18 +156,18 @@ def export_cli(capsys, *args):
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     return code, out, err
+
+
+def export_cli(capsys, *args):
+    from ir2net_tf.export.cli import main
+
+    return _argparse_cli(capsys, main, args)
 
 
 def zoo_cli(capsys, *args):
     from ir2net_tf.catalog.cli import main
 
-    try:
-        code = main(list(args))
-    except SystemExit as exit:  # argparse's refusal while parsing, as the process would exit
-        code = exit.code
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
+    return _argparse_cli(capsys, main, args)
 
 
 def digits_settings(**overrides):
