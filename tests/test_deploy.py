@@ -176,12 +176,16 @@ def test_xcore_target_binarizes_for_the_xcore_tool_chain():
     assert deploy.parity(model, flatbuffer, x)["max_abs_diff"] < 1e-3
 
 
-@pytest.mark.parametrize("size,pad,hazard", [(2, 0.0, True), (2, 1.0, False), (3, 0.0, False)])
-def test_lce_zero_padding_on_maps_smaller_than_the_kernel(size, pad, hazard):
+@pytest.mark.parametrize("size,pad,dilation,hazard", [
+    (2, 0.0, 1, True), (2, 1.0, 1, False), (3, 0.0, 1, False),
+    # Dilated by 2 the kernel reaches 5 pixels (BinaryDenseNet37Dilated).
+    (4, 0.0, 2, True), (4, 1.0, 2, False), (5, 0.0, 2, False),
+])
+def test_lce_zero_padding_on_maps_smaller_than_the_kernel(size, pad, dilation, hazard):
     # LCE 0.16 computes a zero-padded binary convolution wrongly when the map
-    # is smaller than the kernel; the parity check catches it and
+    # is smaller than the kernel's reach; the parity check catches it and
     # zero_padding_hazards names the layer ahead of time.
-    small = _binary_conv_model(size, pad_values=pad)
+    small = _binary_conv_model(size, pad_values=pad, dilation_rate=dilation)
     figures = deploy.parity(small, deploy.convert(small), deploy.random_inputs((size, size, 16), 8))
     assert (figures["close_fraction"] == 0.0 if hazard else figures["close_fraction"] == 1.0), figures
     assert bool(deploy.zero_padding_hazards(small)) == hazard

@@ -35,15 +35,18 @@ def all_layers(model) -> Iterable:
 
 def zero_padding_hazards(model) -> List[str]:
     """Binary convolutions LCE computes wrongly: zero padding (``pad_values=0``)
-    on a feature map smaller than the kernel. Measured with LCE 0.16 and 3×3
-    kernels: 1×1 and 2×2 maps give wrong outputs, 3×3 and larger are exact,
-    and one-padding is exact at every size. Zoo ImageNet models hit this
-    below 96×96 input (their last stage is then 1×1 or 2×2)."""
+    on a feature map smaller than the kernel's reach, ``dilation × (kernel − 1)
+    + 1``. Measured with LCE 0.16 and 3×3 kernels: 1×1 and 2×2 maps give wrong
+    outputs, 3×3 and larger are exact; dilated by 2 (BinaryDenseNet37Dilated),
+    maps up to 4×4 are wrong and 5×5 exact; one-padding is exact at every
+    size. Zoo ImageNet models hit this below 96×96 input (their last stage is
+    then 1×1 or 2×2)."""
     hazards = []
     for layer in all_layers(model):
         if is_binary_conv(layer) and layer.pad_values == 0.0 and layer.padding == "same":
             height, width = layer.input_shape[1:3]
-            if height < layer.kernel_size[0] or width < layer.kernel_size[1]:
+            reach = [d * (k - 1) + 1 for k, d in zip(layer.kernel_size, layer.dilation_rate)]
+            if height < reach[0] or width < reach[1]:
                 hazards.append(f"{layer.name} ({height}x{width} input)")
     return hazards
 
