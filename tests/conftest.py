@@ -79,12 +79,28 @@ def zoo_model():
 # defined (over ~2 s on 2 cores, measured with --durations=0), `pytest -m
 # "not slow"` is the fast tier.
 SLOW_FIXTURES = {
-    "killed_and_resumed", "digits_run_16", "digits_run", "exported", "imported_b", "interrupted_cluster",
+    "killed_and_resumed", "digits_run_16", "exported", "imported_b", "interrupted_cluster",
     "irnet_run", "installed", "smoke", "tars", "uninterrupted", "vgg", "served_weights", "recovery_weights",
 }
 
 
 def pytest_collection_modifyitems(items):
-    for item in items:
-        if SLOW_FIXTURES & set(item.fixturenames):
+    """Marks the tests that use an expensive fixture slow, and groups them for
+    pytest-xdist (``--dist loadgroup``, pytest.ini): the tests that share such a
+    fixture, directly or through another test, run in one process, so each
+    fixture is computed once rather than once per process."""
+    parent = {}
+
+    def root(name):
+        while parent.setdefault(name, name) != name:
+            name = parent[name]
+        return name
+
+    shared = [(item, sorted(SLOW_FIXTURES & set(item.fixturenames))) for item in items]
+    for _, names in shared:
+        for name in names[1:]:
+            parent[root(name)] = root(names[0])
+    for item, names in shared:
+        if names:
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group(root(names[0])))
