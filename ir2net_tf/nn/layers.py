@@ -43,9 +43,10 @@ def _drop_clip_advice(record: logging.LogRecord) -> bool:
 
 
 @contextlib.contextmanager
-def _without_clip_advice():
-    """Larq's advice dropped while our builders make a layer (only then: the
-    logger is Larq's, and a user's own layers keep it)."""
+def without_clip_advice():
+    """Larq's advice dropped while our builders make a layer, or our tools
+    load a saved model of ours (only then: the logger is Larq's, and a
+    user's own layers keep it)."""
     logger = logging.getLogger("larq.layers_base")
     logger.addFilter(_drop_clip_advice)
     try:
@@ -121,7 +122,7 @@ def binary_conv(
 
 
 def _quant_conv(filters, kernel_size, padding, options):
-    with _without_clip_advice():
+    with without_clip_advice():
         if padding == "pytorch" and options["strides"] != 1:
             return PyTorchPadQuantConv2D(filters, kernel_size, **options)
         return lq.layers.QuantConv2D(filters, kernel_size, padding="same", **options)
