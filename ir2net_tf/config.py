@@ -272,8 +272,8 @@ class TrainConfig:
         return {n: getattr(self, n) for n in RECIPE_SETTINGS if getattr(self, n) is not None}
 
     def settings(self) -> Dict[str, Any]:
-        """The run's training settings, the recipe filled in (what ``config.json``
-        stores under ``training``, with ``run_options``' stored ones)."""
+        """The run's recipe settings, the recipe filled in: what ``config.json``
+        stores under ``training`` (``run.Run`` adds the stored run options)."""
         from ir2net_tf.runs import recipes
 
         given = self.given()
