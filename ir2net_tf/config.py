@@ -31,7 +31,7 @@ From Python::
 
     from ir2net_tf.config import TrainConfig
     from ir2net_tf.runs import train
-    result = train(TrainConfig(epochs=1, image_size=8, model_dir="runs/first"))
+    result = train(TrainConfig(epochs=1, image_size=16, model_dir="runs/first"))
 """
 
 import dataclasses

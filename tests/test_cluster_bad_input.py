@@ -5,7 +5,7 @@ import json
 import os
 
 import pytest
-
+import tensorflow as tf
 
 from tests_support import SMALL_ONE_EPOCH as SMALL
 
@@ -73,3 +73,28 @@ def test_ctrl_c_while_workers_wait_ends_at_once(tmp_path):
     _, err = worker.communicate(timeout=60)
     assert worker.returncode == -signal.SIGINT, err[-3000:]
     assert "Interrupted (Ctrl-C) while worker worker:0 waited for the cluster" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("error, lost", [
+    (tf.errors.UnavailableError(None, None, "Collective ops is aborted by: Connection reset by peer"), True),
+    (tf.errors.AbortedError(None, None, "peer gone"), True),
+    (tf.errors.UnknownError(None, None, "Collective ops is aborted by: task 0 exited"), True),
+    (tf.errors.ResourceExhaustedError(None, None, "No space left on device"), False),
+    (tf.errors.PermissionDeniedError(None, None, "read-only file system"), False),
+])
+def test_a_save_a_lost_worker_aborted_is_not_a_write_error(tmp_path, error, lost):
+    """A worker killed while another saves aborts the save's collectives: the
+    survivor says it lost the cluster (run.train_stage), not that the disk is
+    full; a real write failure is still one line naming the folder."""
+    from ir2net_tf._util.files import OutputError
+    from ir2net_tf.runs import checkpoints
+
+    class Manager:
+        directory = str(tmp_path)
+
+        def save(self, checkpoint_number):
+            raise error
+
+    with pytest.raises(tf.errors.OpError if lost else OutputError) as raised:
+        checkpoints.save(Manager(), 1)
+    assert lost or "Cannot write" in str(raised.value)

@@ -120,6 +120,6 @@ def test_training_from_python_outside_the_checkout(tmp_path):
     assert 0.0 <= float(accuracy) <= 1.0
     assert weights == str(tmp_path / "runs" / "python" / "best.weights.h5") and os.path.isfile(weights)
     stored = json.load(open(tmp_path / "runs" / "python" / "config.json"))["training"]
-    assert stored["steps_per_epoch"] == 4 and stored["image_size"] == 8
+    assert stored["steps_per_epoch"] == 4 and stored["image_size"] == 16
     again = run()
     assert again.stdout.split()[-2:] == [accuracy, weights]

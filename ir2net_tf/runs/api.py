@@ -5,7 +5,7 @@
     from ir2net_tf.config import TrainConfig
     from ir2net_tf.runs import train
 
-    result = train(TrainConfig(epochs=1, image_size=8, model_dir="runs/first"))
+    result = train(TrainConfig(epochs=1, image_size=16, model_dir="runs/first"))
     print(result.final_accuracy, result.best_weights)
 
 A run killed at any moment resumes when ``train`` is called again with the

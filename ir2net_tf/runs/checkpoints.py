@@ -28,8 +28,21 @@ def save(manager: tf.train.CheckpointManager, number: int) -> str:
         for partial in glob.glob(os.path.join(glob.escape(manager.directory), "ckpt-*_temp*")):
             if os.path.isdir(partial):
                 shutil.rmtree(partial, ignore_errors=True)
+        if lost_peer(error):
+            raise  # not the disk: the run says this worker lost the cluster (run.train_stage)
         reason = "No space left on device" if isinstance(error, tf.errors.ResourceExhaustedError) else error.message
         raise cannot_write(manager.directory, OSError(reason)) from None
+
+
+# A multi-worker save runs collectives; a worker killed meanwhile aborts them
+# with one of these (gRPC's UNAVAILABLE: "Connection reset by peer").
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+               tf.errors.DeadlineExceededError)
+
+
+def lost_peer(error: tf.errors.OpError) -> bool:
+    """Whether a failed save failed because another worker went away."""
+    return isinstance(error, PEER_ERRORS) or "Collective ops is aborted" in (error.message or "")
 
 
 def _first_line(error: BaseException, limit: int) -> str:
