@@ -77,10 +77,6 @@ def config_from_flags() -> config.TrainConfig:
     return config.TrainConfig(**given, **options)
 
 
-def settings_from_flags() -> dict:
-    return config_from_flags().settings()
-
-
 def evaluate_arguments() -> dict:
     """api.evaluate's arguments: a run's model directory, or with --model a
     zoo model whose options (--variant, --padding, --pad_values,
