@@ -88,7 +88,8 @@ def pytest_collection_modifyitems(items):
     """Marks the tests that use an expensive fixture slow, and groups them for
     pytest-xdist (``--dist loadgroup``, pytest.ini): the tests that share such a
     fixture, directly or through another test, run in one process, so each
-    fixture is computed once rather than once per process."""
+    fixture is computed once rather than once per process. Then puts the slow
+    tests first."""
     parent = {}
 
     def root(name):
@@ -104,3 +105,9 @@ def pytest_collection_modifyitems(items):
         if names:
             item.add_marker(pytest.mark.slow)
             item.add_marker(pytest.mark.xdist_group(root(names[0])))
+    # Slow tests first (a stable sort: each keeps its place among its kind).
+    # pytest-xdist hands out the groups first, then single tests in this
+    # order: the minutes-long ones start early and the fast tier's hundreds
+    # of short tests fill the end, so neither process idles while the other
+    # finishes a long test (alphabetical order left the slowest for last).
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
