@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from ir2net_tf import deploy, zoo
 from ir2net_tf.catalog.cli import main as zoo_main
-from ir2net_tf.models import larq_zoo_backbones
+from ir2net_tf.models import larq_zoo_backbones, larq_zoo_factories
 from ir2net_tf.training.trainer import IR2Trainer
 
 # The export is checked here for one network of each family (its layer
@@ -51,6 +51,35 @@ def test_every_larq_zoo_network_takes_an_ir2_step_and_exports(name):
     # A network whose export is not fully binary says so in its spec, and
     # the census notes it (DoReFaNet: 2-bit activations, no LceBconv2d).
     assert bool(census["notes"]) == bool(zoo.get_spec(name).deploy_note), census["notes"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network", sorted(larq_zoo_factories.FACTORIES))
+def test_lambda_free_networks_equal_larq_zoos_own_and_load_back(network, tmp_path):
+    """MeliusNet22 and RealToBinaryNet are built without larq-zoo's Lambda
+    layers: the same layer names and weight shapes (larq-zoo's ImageNet files
+    load by their order), the same outputs with the same weights, and an IR²
+    model on them saved as .keras loads back without custom objects."""
+    import importlib
+
+    size = _smallest(f"IR2{network}")
+    theirs = getattr(importlib.import_module("larq_zoo.literature"), network)(
+        input_shape=(size, size, 3), weights=None, include_top=False)
+    ours = larq_zoo_factories.build(network, (size, size, 3))
+    assert [type(layer).__name__ for layer in theirs.layers].count("Lambda") > 0
+    assert "Lambda" not in {type(layer).__name__ for layer in ours.layers}
+    assert [layer.name for layer in ours.layers[1:]] == [layer.name for layer in theirs.layers[1:]]
+    assert [w.shape for w in ours.weights] == [w.shape for w in theirs.weights]
+    rng = np.random.default_rng(1)
+    ours.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in ours.weights])
+    theirs.set_weights(ours.get_weights())
+    x = rng.normal(size=(2, size, size, 3)).astype(np.float32)
+    np.testing.assert_array_equal(ours(x).numpy(), theirs(x).numpy())
+
+    model = zoo.build(f"IR2{network}", input_shape=(size, size, 3), num_classes=4)
+    model.save(tmp_path / "model.keras")
+    reloaded = tf.keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_array_equal(reloaded(x).numpy(), model(x).numpy())
 
 
 @pytest.fixture(scope="module")

@@ -159,12 +159,17 @@ class LarqZooBackbone:
 
     def larq_zoo_model(self, input_shape, weights=None) -> tf.keras.Model:
         """larq-zoo's own ``include_top=False`` model (its weights loaded by
-        larq-zoo for ``weights="imagenet"``)."""
-        build = getattr(importlib.import_module(f"larq_zoo.{self.network.module}"), self.network.name)
+        larq-zoo for ``weights="imagenet"``); MeliusNet22 and RealToBinaryNet
+        through ``larq_zoo_factories``, without Lambda layers."""
+        from ir2net_tf.models import larq_zoo_factories
+
         _ignore_initializer_warning()
         with warnings.catch_warnings(), (_offline_error() if weights else contextlib.nullcontext()):
             # Keras warns about channel counts other than 1 and 3; we take any.
             warnings.simplefilter("ignore", UserWarning)
+            if self.network.name in larq_zoo_factories.FACTORIES:  # (saved models load back)
+                return larq_zoo_factories.build(self.network.name, tuple(input_shape), weights)
+            build = getattr(importlib.import_module(f"larq_zoo.{self.network.module}"), self.network.name)
             return build(input_shape=tuple(input_shape), weights=weights, include_top=False)
 
     def __call__(self, inputs, conv_args, weights=None):

@@ -265,6 +265,48 @@ class ChannelSlice(tf.keras.layers.Layer):
 
 
 @tf.keras.utils.register_keras_serializable(package=PACKAGE)
+class ChannelSplit(tf.keras.layers.Layer):
+    """Splits the channels into ``groups`` equal parts (``tf.split``): a
+    grouped convolution as one convolution per group, MeliusNet's stem and
+    transitions (larq-zoo writes it as a Lambda, which a ``.keras`` file
+    cannot load back)."""
+
+    def __init__(self, groups: int, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+
+    def build(self, input_shape):
+        if input_shape[-1] is not None and input_shape[-1] % self.groups:
+            raise ValueError(f"{self.name}: cannot split {input_shape[-1]} channels into {self.groups} groups.")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        return tf.split(inputs, self.groups, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        shape[-1] = None if shape[-1] is None else shape[-1] // self.groups
+        return [tf.TensorShape(shape)] * self.groups
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
+
+
+@tf.keras.utils.register_keras_serializable(package=PACKAGE)
+class FrontPaddedAdd(tf.keras.layers.Layer):
+    """``x + w`` with ``w``'s channels zero-padded in front to ``x``'s:
+    MeliusNet's improvement block adds its 64 new channels to the last 64
+    (larq-zoo writes it as a Lambda, which a ``.keras`` file cannot load back)."""
+
+    def call(self, inputs):
+        x, w = inputs
+        return x + tf.pad(w, [[0, 0], [0, 0], [0, 0], [x.shape[-1] - w.shape[-1], 0]])
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape[0])
+
+
+@tf.keras.utils.register_keras_serializable(package=PACKAGE)
 class SubsampleZeroPadShortcut(tf.keras.layers.Layer):
     """The CIFAR ResNet "option A" shortcut: no parameters.
 
