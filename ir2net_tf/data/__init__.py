@@ -40,7 +40,7 @@ from ir2net_tf.data.augment import (
     resize_only,
     to_float,
 )
-from ir2net_tf.data.dataset import EVAL_SPLITS, Dataset, shuffled
+from ir2net_tf.data.dataset import EVAL_SPLITS, Dataset, SplitFiles, shuffled
 from ir2net_tf.data.decoding import decode, decode_window, is_jpeg
 from ir2net_tf.data.loader import check_manual_download, check_paths, check_splits, is_folder, load
 from ir2net_tf.data.sources.digits import DIGITS_HOLDOUT, digits_arrays, load_digits
@@ -65,5 +65,5 @@ __all__ = [
     "flat_examples", "imagenet_eval", "imagenet_train", "is_folder", "is_jpeg", "lighting_shift", "load",
     "load_digits", "load_folder", "load_tfds", "normalize", "pad_and_crop", "pca_lighting", "preprocessors",
     "prepared_builder", "random_resized_crop", "resize_only", "shuffled", "split_names", "to_float",
-    "undecodable_images",
+    "undecodable_images", "SplitFiles",
 ]

@@ -4,7 +4,7 @@ middle of an epoch sees exactly the batches it had not yet consumed, and a
 fixed evaluation pipeline. Sources (``sources/``) build one."""
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -13,6 +13,35 @@ from ir2net_tf.data.augment import preprocessors
 AUTOTUNE = tf.data.AUTOTUNE
 # The held-out splits a source looks for (tfds splits, image-folder splits), in this order.
 EVAL_SPLITS = ("validation", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitFiles:
+    """A split stored in files that the workers of a cluster share out.
+
+    ``lengths``: each file's examples (of a sliced split, the slice's part of
+    it), in the split's order. ``read(shards, shard, epoch)``: the examples of
+    worker ``shard``'s files (``files(shards, shard)``), undecoded; in epoch
+    ``epoch``'s order, a function of (seed, epoch, shards, shard), or in file
+    order when ``epoch`` is None (evaluation).
+    """
+
+    split: str
+    lengths: Tuple[int, ...]
+    read: Callable[[int, int, Optional[int]], tf.data.Dataset]
+
+    def shardable(self, shards: int) -> bool:
+        """Whether ``shards`` workers each get at least one file."""
+        return 1 < shards <= len(self.lengths)
+
+    def files(self, shards: int, shard: int) -> List[int]:
+        """The files worker ``shard`` of ``shards`` reads: every ``shards``-th
+        from the ``shard``-th (what ``tf.data.Dataset.shard`` and tfds'
+        ``ReadConfig(input_context=…)`` take)."""
+        return list(range(shard, len(self.lengths), shards))
+
+    def examples(self, shards: int, shard: int) -> int:
+        return sum(self.lengths[i] for i in self.files(shards, shard))
 
 
 @dataclasses.dataclass
@@ -37,8 +66,40 @@ class Dataset:
     # read: it is read where it is decoded, after the batches a resumed run
     # skips and the slices other workers take are dropped.
     read: Optional[Callable] = None
+    # Splits stored in several files (tensorflow-datasets): on a cluster with
+    # no more workers than files, each worker reads only its own files.
+    train_files: Optional[SplitFiles] = None
+    eval_files: Optional[SplitFiles] = None
 
-    def steps_per_epoch(self, batch_size: int) -> int:
+    def file_sharded(self, shards: int, evaluation: bool = False) -> bool:
+        """Whether ``shards`` workers each read their own files of the
+        training (or held-out) split, rather than each reading the whole
+        split and keeping its share of the examples."""
+        files = self.eval_files if evaluation else self.train_files
+        return files is not None and files.shardable(shards)
+
+    def reading_order(self, shards: int) -> int:
+        """What a training epoch's order depends on besides (seed, epoch): the
+        worker count when each worker reads its own files, else 1 (every
+        worker count sees the one-process order)."""
+        return shards if self.file_sharded(shards) else 1
+
+    def steps_per_epoch(self, batch_size: int, shards: int = 1) -> int:
+        """The training split's global batches; with file sharding, as many as
+        the worker with the fewest examples fills (every worker runs the
+        same steps: they are collective), the rest of each worker's files
+        being dropped at the epoch's end."""
+        if self.file_sharded(shards):
+            part = self._part(batch_size, shards)
+            fewest = min(self.train_files.examples(shards, i) for i in range(shards))
+            steps = fewest // part
+            if steps < 1:
+                raise ValueError(
+                    f"On {shards} workers each reading its own files of the {self.name} training split, one "
+                    f"has only {fewest} examples, fewer than its {part} of a batch of {batch_size}; lower "
+                    "--batch_size."
+                )
+            return steps
         steps = self.train_examples // batch_size
         if steps < 1:
             raise ValueError(
@@ -46,6 +107,35 @@ class Dataset:
                 f"than one batch of {batch_size}; lower --batch_size."
             )
         return steps
+
+    @staticmethod
+    def _part(batch_size: int, shards: int) -> int:
+        if batch_size % shards:
+            raise ValueError(f"--batch_size {batch_size} does not split evenly over {shards} workers; "
+                             f"choose a multiple of {shards}.")
+        return batch_size // shards
+
+    def describe_reading(self, shards: int, batch_size: int) -> List[str]:
+        """How ``shards`` workers read the splits (a line each; for the log)."""
+        lines = []
+        for what, files, evaluation in (("training", self.train_files, False),
+                                        ("held-out", self.eval_files, True)):
+            if self.file_sharded(shards, evaluation):
+                counts = [files.examples(shards, i) for i in range(shards)]
+                line = (f"The {what} split {files.split!r} of {self.name}: {len(files.lengths)} files shared out "
+                        f"over {shards} workers (examples per worker {counts}); each worker reads only its own")
+                if not evaluation:
+                    steps = self.steps_per_epoch(batch_size, shards)
+                    dropped = sum(counts) - steps * batch_size
+                    line += (f"; an epoch is {steps} steps, leaving out {dropped} examples at the workers' "
+                             "ends (others each epoch)")
+            else:
+                why = (f"has {len(files.lengths)} file{'s' if len(files.lengths) != 1 else ''}, fewer than the "
+                       f"{shards} workers" if files is not None else "is not stored in files")
+                line = (f"The {what} split of {self.name} {why}: every worker reads the whole split and keeps "
+                        "its share of the examples")
+            lines.append(line + ".")
+        return lines
 
     def train(self, epoch: int, batch_size: int, skip_batches: int = 0, *, shards: int = 1, shard: int = 0,
               local_batch_size: Optional[int] = None) -> tf.data.Dataset:
@@ -61,16 +151,20 @@ class Dataset:
                 cluster.
             skip_batches: global batches already consumed this epoch.
             shards: workers sharing the epoch; ``shard``: this worker's index.
-                Global batch ``k`` is examples ``[k·B, (k+1)·B)`` of the
-                shuffled stream, and worker ``i`` takes its ``i``-th slice of
-                ``B / shards`` examples: together the workers see each
-                example once, in the order one process would.
+                When the training split's files can be shared out
+                (``file_sharded(shards)``), worker ``i`` reads only its own
+                files and takes ``B / shards`` examples of them a step
+                (``_train_own_files``). Otherwise global batch ``k`` is
+                examples ``[k·B, (k+1)·B)`` of the shuffled stream, and worker
+                ``i`` takes its ``i``-th slice of ``B / shards`` examples:
+                together the workers see each example once, in the order one
+                process would.
             local_batch_size: the batches this pipeline yields (a slice split
                 between a worker's replicas); default: the slice.
         """
-        if batch_size % shards:
-            raise ValueError(f"--batch_size {batch_size} does not split evenly over {shards} workers; "
-                             f"choose a multiple of {shards}.")
+        self._part(batch_size, shards)
+        if self.file_sharded(shards):
+            return self._train_own_files(epoch, batch_size, skip_batches, shards, shard, local_batch_size)
         train_fn, _ = preprocessors(self.augment, self.image_size)
         base_seed = tf.constant([self.seed, epoch], tf.int64)
 
@@ -91,7 +185,31 @@ class Dataset:
         ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
         return ds.batch(local_batch_size or batch_size // shards, drop_remainder=True).prefetch(AUTOTUNE)
 
-    def evaluation(self, batch_size: int) -> tf.data.Dataset:
+    def _train_own_files(self, epoch, batch_size, skip_batches, shards, shard, local_batch_size):
+        """``train`` of worker ``shard`` of ``shards`` reading only its own
+        files: the worker's stream (in an order of seed, epoch, shards and
+        shard) is cut into its ``B / shards`` parts of the global batches;
+        augmentation is a function of those and the position in it."""
+        train_fn, _ = preprocessors(self.augment, self.image_size)
+        base_seed = tf.random.experimental.stateless_fold_in(
+            tf.random.experimental.stateless_fold_in(tf.constant([self.seed, epoch], tf.int64), shards), shard)
+
+        def prepare(index, example):
+            image, label = example
+            seed = tf.random.experimental.stateless_fold_in(base_seed, index)
+            return train_fn(image, seed), tf.cast(label, tf.int32)
+
+        part = self._part(batch_size, shards)
+        steps = self.steps_per_epoch(batch_size, shards)
+        ds = self.train_files.read(shards, shard, epoch).take(steps * part).enumerate()
+        ds = ds.skip(skip_batches * part)
+        ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
+        return ds.batch(local_batch_size or part, drop_remainder=True).prefetch(AUTOTUNE)
+
+    def evaluation(self, batch_size: int, *, shards: int = 1, shard: int = 0) -> tf.data.Dataset:
+        """The held-out split in batches of ``batch_size``; with ``shards`` >
+        1 and file sharding (``file_sharded(shards, evaluation=True)``),
+        only worker ``shard``'s files of it."""
         _, eval_fn = preprocessors(self.augment, self.image_size)
 
         read = self.read or (lambda image: image)
@@ -99,7 +217,11 @@ class Dataset:
         def prepare(image, label):
             return eval_fn(read(image)), tf.cast(label, tf.int32)
 
-        ds = self.eval_source().map(prepare, num_parallel_calls=AUTOTUNE)
+        if self.file_sharded(shards, evaluation=True):
+            source = self.eval_files.read(shards, shard, None)
+        else:
+            source = self.eval_source()
+        ds = source.map(prepare, num_parallel_calls=AUTOTUNE)
         return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 

@@ -100,6 +100,10 @@ class Run:
             self.saved, reset = distribute.share(
                 self.strategy, "saved_config", lambda: model_dirs.check_run(self.model_dir, settings, overwrite))
             self.dataset = load_dataset(settings)
+            self.workers, self.worker = distribute.input_pipelines(self.strategy)
+            if self.workers > 1:
+                for line in self.dataset.describe_reading(self.workers, settings["batch_size"]):
+                    logging.info("%s", line)
             if init_weights:
                 # Before any file: a stage-1 file that does not fit stage 2
                 # (another model, head or --binarizer) is refused now.
@@ -172,10 +176,27 @@ class Run:
                     artifacts.atomic_write(self.path(name), f.read())
         self._write_config(binary_weights=stage == "2")
 
-    def steps_per_epoch(self) -> int:
-        """The epoch's steps: the training split's batches, at most --steps_per_epoch."""
-        steps = self.dataset.steps_per_epoch(self.settings["batch_size"])
+    def steps_per_epoch(self, workers=None) -> int:
+        """The epoch's steps on ``workers`` workers (default: this cluster's):
+        the training split's batches, at most --steps_per_epoch."""
+        steps = self.dataset.steps_per_epoch(self.settings["batch_size"], workers or self.workers)
         return min(steps, self.settings.get("steps_per_epoch") or steps)
+
+    def _check_workers(self, stage, stored, epoch, step):
+        """A resume on another number of workers: at an epoch's end, or where
+        the epoch's order does not depend on it; refused mid-epoch otherwise
+        (the examples left would not be the ones the stopped epoch had left)."""
+        ds = self.dataset
+        if stored == self.workers or step == 0 or ds.reading_order(stored) == ds.reading_order(self.workers):
+            return
+        if step >= self.steps_per_epoch(stored):
+            return  # only the epoch's end is left
+        raise ValueError(
+            f"This run stopped in the middle of stage {stage}, epoch {epoch + 1} (step {step}) on {stored} "
+            f"worker{'s' if stored != 1 else ''}, whose order of the epoch's examples depends on the worker count "
+            f"(each worker reads its own files of the training split); resume it on {stored} "
+            f"worker{'s' if stored != 1 else ''}. Another number of workers can take over at an epoch's end."
+        )
 
     def _stage1_weights(self):
         if self.init_weights:
@@ -217,7 +238,12 @@ class Run:
         with tf.device("CPU:0"):
             last_row = tf.Variable(tf.fill([len(artifacts.ROW_VALUES)], tf.constant(float("nan"), tf.float64)),
                                    trainable=False, name="last_row")
-        parts = dict(model=student, optimizer=optimizer, epoch=epoch, step=step, last_row=last_row)
+            # The workers the epoch's position counts for (the order of a file-sharded
+            # epoch depends on it); checkpoints from before it existed: one
+            # process's order, which every worker count reproduced.
+            workers = tf.Variable(1, dtype=tf.int64, trainable=False, name="workers")
+        parts = dict(model=student, optimizer=optimizer, epoch=epoch, step=step, last_row=last_row,
+                     workers=workers)
         checkpoint = tf.train.Checkpoint(**parts)
         directory = self.path(os.path.join(artifacts.CHECKPOINTS, f"stage{stage}"))
         # Every worker saves (a collective); only the chief's are kept, and
@@ -231,6 +257,7 @@ class Run:
                 "Resuming stage %s from %s: epoch %d, step %d (optimizer step %d).", stage,
                 latest, int(epoch.numpy()) + 1, int(step.numpy()), int(optimizer.iterations.numpy()),
             )
+            self._check_workers(stage, int(workers.numpy()), int(epoch.numpy()), int(step.numpy()))
         elif stage == "2":
             init = self._stage1_weights()
             if init:
@@ -238,6 +265,7 @@ class Run:
                 load_weights(student, init)  # all or nothing
             elif s["stage"] == "2" and s["recipe"] == "imagenet":
                 logging.warning("Stage 2 without stage-1 weights: training binary weights from scratch.")
+        workers.assign(self.workers)
         logs = self.path(os.path.join(artifacts.LOGS, f"stage{stage}"))
         restriction_logs = os.path.join(logs, "restriction")
         # Where the other workers write: removed after each use, and here in
@@ -279,13 +307,23 @@ class Run:
         # Every worker runs these callbacks (the grid's forward pass reads
         # synchronized variables); the others' files go to temporary folders.
         extra.append(tf.keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0))
-        evaluation = ds.evaluation(s["batch_size"])
-        if distribute.multi_worker(strategy):
+        if ds.file_sharded(self.workers, evaluation=True):
+            # Each worker evaluates its own files (however many batches they make:
+            # a worker out of batches takes empty ones); the metrics' totals and
+            # counts are summed over the workers (the mean over every example).
+            evaluation = ds.evaluation(s["batch_size"], shards=self.workers, shard=self.worker)
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+            evaluation = evaluation.with_options(options)
+        elif distribute.multi_worker(strategy):
+            evaluation = ds.evaluation(s["batch_size"])
             # Each worker evaluates its share of the batches; the metrics' totals and
             # counts are summed over the workers (the mean over every example).
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
             evaluation = evaluation.with_options(options)
+        else:
+            evaluation = ds.evaluation(s["batch_size"])
         if s["restriction_lambda"] > 0:
             # What restriction erases from a fixed batch, every tenth of the stage.
             fixed = next(iter(ds.evaluation(4).take(1)))[0]
@@ -331,8 +369,9 @@ class Run:
 
     def _train_input(self, epoch, skip):
         """Epoch ``epoch``'s training batches from global batch ``skip`` on; on a
-        cluster each worker's share (every example once across the workers,
-        in the order one process would see them)."""
+        cluster each worker's share (every example at most once across the
+        workers: its own files, or its slices of the order one process would
+        see, data.Dataset.train)."""
         ds, batch = self.dataset, self.settings["batch_size"]
         if not distribute.multi_worker(self.strategy):
             return ds.train(epoch, batch, skip_batches=skip)

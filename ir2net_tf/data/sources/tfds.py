@@ -9,7 +9,7 @@ from typing import Optional
 import tensorflow as tf
 from absl import logging
 
-from ir2net_tf.data.dataset import EVAL_SPLITS, Dataset, shuffled
+from ir2net_tf.data.dataset import EVAL_SPLITS, Dataset, SplitFiles, shuffled
 from ir2net_tf.data.sources import imagenet_manual
 
 
@@ -83,13 +83,19 @@ def _split_size(builder, split: str, ds: tf.data.Dataset) -> int:
     return int(ds.reduce(0, lambda count, _: count + 1))
 
 
-def _tfds_source(builder, split, *, seed, epoch=None):
+def _tfds_source(builder, split, *, seed, epoch=None, shards=1, shard=0):
+    """The split's examples, undecoded: in epoch ``epoch``'s order, or in file
+    order when ``epoch`` is None. With ``shards`` > 1, only the files of
+    worker ``shard`` (``SplitFiles.files``: tfds' own ``input_context``
+    sharding), in an order of (seed, epoch, shards, shard)."""
     import tensorflow_datasets as tfds
 
-    read_config = tfds.ReadConfig(
-        shuffle_seed=None if epoch is None else seed * 100003 + epoch,
-        interleave_cycle_length=16,
-    )
+    order = None if epoch is None else seed * 100003 + epoch
+    context = None
+    if shards > 1:
+        context = tf.distribute.InputContext(num_input_pipelines=shards, input_pipeline_id=shard)
+        order = None if order is None else (order * 1009 + shards) * 1009 + shard
+    read_config = tfds.ReadConfig(shuffle_seed=order, interleave_cycle_length=16, input_context=context)
     ds = builder.as_dataset(
         split=split,
         shuffle_files=epoch is not None,
@@ -98,8 +104,23 @@ def _tfds_source(builder, split, *, seed, epoch=None):
         read_config=read_config,
     )
     if epoch is not None:
-        ds = shuffled(ds, 10_000, seed, epoch)
+        ds = ds.shuffle(10_000, seed=order, reshuffle_each_iteration=False) if shards > 1 else shuffled(
+            ds, 10_000, seed, epoch)
     return ds
+
+
+def split_files(builder, split: str, seed: int) -> Optional[SplitFiles]:
+    """The files of ``split`` (a spec: slices too) with their examples, from
+    the counts tfds stores; None when tfds knows none (mocked data)."""
+    try:
+        instructions = builder.info.splits[split].file_instructions
+    except Exception:  # noqa: BLE001 — no split metadata (tfds.testing.mock_data), each tfds its own error
+        return None
+    lengths = tuple(int(i.take) for i in instructions)
+    if not lengths or _mocked(builder):
+        return None
+    return SplitFiles(split, lengths, lambda shards, shard, epoch: _tfds_source(
+        builder, split, seed=seed, epoch=epoch, shards=shards, shard=shard))
 
 
 def _missing_splits(splits, train_split: Optional[str], validation_split: Optional[str]) -> list:
@@ -136,6 +157,7 @@ def _from_builder(builder, name, image_size, augment, seed, size_hint, train_spl
     dataset = Dataset(
         name, int(features["label"].num_classes), _split_size(builder, train_split, train_source(0)),
         eval_examples, train_source, eval_source, augment, image_size, seed,
+        train_files=split_files(builder, train_split, seed), eval_files=split_files(builder, eval_split, seed),
     )
     logging.info("Dataset %s: %d training examples (%s), %d held out (%s).", name, dataset.train_examples,
                  train_split, dataset.eval_examples, eval_split)
