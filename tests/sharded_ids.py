@@ -1,19 +1,26 @@
-"""A tiny tensorflow-datasets dataset stored in several files, whose labels
-are the examples' ids (tests/test_sharded_reading.py), and a ``python -m
-train`` that records which examples each worker reads.
+"""A tiny tensorflow-datasets dataset stored in several files
+(tests/test_sharded_reading.py), and a ``python -m train`` that records which
+examples each worker reads.
+
+Every example's encoded image is different (random pixels), so its digest
+(``example_id``) names it; the label (``id % CLASSES``) shifts the pixels, so
+that a few steps learn something and validation accuracy is not 0.
 
 ``python -c "import sharded_ids; sharded_ids.train()" FLAGS`` (with this
 folder on PYTHONPATH) registers the dataset, then makes every tfds pipeline
-append the ids it reads to ``$IR2NET_READ_LOG/<split>-w<worker>-e<epoch>.txt``
-(``e-`` for evaluation) before running ``python -m train FLAGS``.
+append the ids of the examples it reads to
+``$IR2NET_READ_LOG/<split>-s<workers>-w<worker>-e<epoch>.txt`` (``e-`` for
+evaluation) before running ``python -m train FLAGS``.
 """
+
+import hashlib
 
 import os
 import sys
 
 import numpy as np
 
-TRAIN, EVAL, FILES = 100, 40, 4
+TRAIN, EVAL, FILES, CLASSES = 100, 40, 4, 10
 NAME = "sharded_ids"
 
 
@@ -21,7 +28,7 @@ def _builder_class():
     import tensorflow_datasets as tfds
 
     class ShardedIds(tfds.core.GeneratorBasedBuilder):
-        """8×8 images; example ``i`` has label ``i`` (train 0–99, validation 100–139)."""
+        """8×8 images; example ``i`` (train 0–99, validation 100–139) has label ``i % CLASSES``."""
 
         VERSION = tfds.core.Version("1.0.0")
 
@@ -30,7 +37,7 @@ def _builder_class():
                 builder=self,
                 features=tfds.features.FeaturesDict({
                     "image": tfds.features.Image(shape=(8, 8, 3)),
-                    "label": tfds.features.ClassLabel(num_classes=TRAIN + EVAL),
+                    "label": tfds.features.ClassLabel(num_classes=CLASSES),
                 }),
                 supervised_keys=("image", "label"),
             )
@@ -42,13 +49,19 @@ def _builder_class():
         def _generate_examples(self, start, stop):
             rng = np.random.default_rng(0)
             for i in range(start, stop):
-                image = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-                yield i, {"image": image, "label": i}
+                label = i % CLASSES
+                image = (rng.integers(0, 56, (8, 8, 3)) + 20 * label).astype(np.uint8)
+                yield i, {"image": image, "label": label}
 
     return ShardedIds
 
 
 _CLASS = None
+
+
+def example_id(encoded: bytes) -> str:
+    """An example's name: the digest of its encoded image."""
+    return hashlib.sha256(encoded).hexdigest()[:16]
 
 
 def register():
@@ -76,15 +89,16 @@ def _record_reads(folder: str) -> None:
 
     def recording(builder, split, *, seed, epoch=None, shards=1, shard=0):
         ds = original(builder, split, seed=seed, epoch=epoch, shards=shards, shard=shard)
-        path = os.path.join(folder, f"{split.split('[')[0]}-w{shard}-e{'-' if epoch is None else epoch}.txt")
+        name = f"{split.split('[')[0]}-s{shards}-w{shard}-e{'-' if epoch is None else epoch}.txt"
+        path = os.path.join(folder, name)
 
-        def write(label):
+        def write(image, label):
             with open(path, "a") as f:
-                f.write(f"{int(label)}\n")
+                f.write(example_id(image) + "\n")
             return label
 
         return ds.map(lambda image, label: (
-            image, tf.ensure_shape(tf.numpy_function(write, [label], label.dtype, stateful=True), [])))
+            image, tf.ensure_shape(tf.numpy_function(write, [image, label], label.dtype, stateful=True), [])))
 
     source._tfds_source = recording
 
