@@ -124,7 +124,10 @@ class Dataset:
                 counts = [files.examples(shards, i) for i in range(shards)]
                 line = (f"The {what} split {files.split!r} of {self.name}: {len(files.lengths)} files shared out "
                         f"over {shards} workers (examples per worker {counts}); each worker reads only its own")
-                if not evaluation:
+                if evaluation:
+                    line += (f", in {self.evaluation_steps(batch_size, shards)} steps (a worker with fewer "
+                             "examples fills its last batches with blank ones, which count nowhere)")
+                else:
                     steps = self.steps_per_epoch(batch_size, shards)
                     dropped = sum(counts) - steps * batch_size
                     line += (f"; an epoch is {steps} steps, leaving out {dropped} examples at the workers' "
@@ -206,10 +209,21 @@ class Dataset:
         ds = ds.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
         return ds.batch(local_batch_size or part, drop_remainder=True).prefetch(AUTOTUNE)
 
-    def evaluation(self, batch_size: int, *, shards: int = 1, shard: int = 0) -> tf.data.Dataset:
-        """The held-out split in batches of ``batch_size``; with ``shards`` >
-        1 and file sharding (``file_sharded(shards, evaluation=True)``),
-        only worker ``shard``'s files of it."""
+    def evaluation_steps(self, batch_size: int, shards: int) -> int:
+        """The steps of a file-sharded evaluation: as many as the worker with
+        the most examples of the held-out split needs, ``B / shards`` a step."""
+        part = self._part(batch_size, shards)
+        return max(-(-self.eval_files.examples(shards, i) // part) for i in range(shards))
+
+    def evaluation(self, batch_size: int, *, shards: int = 1, shard: int = 0,
+                   local_batch_size: Optional[int] = None) -> tf.data.Dataset:
+        """The held-out split in batches of ``batch_size``. With ``shards`` > 1
+        and file sharding (``file_sharded(shards, evaluation=True)``), worker
+        ``shard``'s files only, as (image, label, weight) in full batches of
+        ``local_batch_size`` (default ``batch_size / shards``): its examples
+        (weight 1), then blank ones (weight 0) up to ``evaluation_steps``
+        steps, so that every worker runs the same steps, none of them empty
+        (TensorFlow's convolutions cannot take an empty batch)."""
         _, eval_fn = preprocessors(self.augment, self.image_size)
 
         read = self.read or (lambda image: image)
@@ -218,10 +232,15 @@ class Dataset:
             return eval_fn(read(image)), tf.cast(label, tf.int32)
 
         if self.file_sharded(shards, evaluation=True):
-            source = self.eval_files.read(shards, shard, None)
-        else:
-            source = self.eval_source()
-        ds = source.map(prepare, num_parallel_calls=AUTOTUNE)
+            part = self._part(batch_size, shards)
+            mine = self.eval_files.read(shards, shard, None).map(prepare, num_parallel_calls=AUTOTUNE)
+            mine = mine.map(lambda image, label: (image, label, tf.constant(1.0)))
+            image_spec, label_spec, _ = mine.element_spec
+            blank = (tf.zeros(image_spec.shape, image_spec.dtype), tf.zeros([], label_spec.dtype), tf.constant(0.0))
+            padding = self.evaluation_steps(batch_size, shards) * part - self.eval_files.examples(shards, shard)
+            ds = mine.concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
+            return ds.batch(local_batch_size or part, drop_remainder=True).prefetch(AUTOTUNE)
+        ds = self.eval_source().map(prepare, num_parallel_calls=AUTOTUNE)
         return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 

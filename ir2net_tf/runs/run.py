@@ -100,7 +100,7 @@ class Run:
             self.saved, reset = distribute.share(
                 self.strategy, "saved_config", lambda: model_dirs.check_run(self.model_dir, settings, overwrite))
             self.dataset = load_dataset(settings)
-            self.workers, self.worker = distribute.input_pipelines(self.strategy)
+            self.workers = distribute.input_pipelines(self.strategy)[0]
             if self.workers > 1:
                 for line in self.dataset.describe_reading(self.workers, settings["batch_size"]):
                     logging.info("%s", line)
@@ -307,14 +307,16 @@ class Run:
         # Every worker runs these callbacks (the grid's forward pass reads
         # synchronized variables); the others' files go to temporary folders.
         extra.append(tf.keras.callbacks.TensorBoard(logs, write_graph=False, profile_batch=0))
+        validation_steps = None
         if ds.file_sharded(self.workers, evaluation=True):
-            # Each worker evaluates its own files (however many batches they make:
-            # a worker out of batches takes empty ones); the metrics' totals and
-            # counts are summed over the workers (the mean over every example).
-            evaluation = ds.evaluation(s["batch_size"], shards=self.workers, shard=self.worker)
-            options = tf.data.Options()
-            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-            evaluation = evaluation.with_options(options)
+            # Each worker evaluates its own files, padded to the same steps with
+            # weight-0 examples; the metrics' totals and counts are summed over
+            # the workers (the mean over every example).
+            batch = s["batch_size"]
+            evaluation = strategy.distribute_datasets_from_function(lambda context: ds.evaluation(
+                batch, shards=context.num_input_pipelines, shard=context.input_pipeline_id,
+                local_batch_size=context.get_per_replica_batch_size(batch)))
+            validation_steps = ds.evaluation_steps(batch, self.workers)
         elif distribute.multi_worker(strategy):
             evaluation = ds.evaluation(s["batch_size"])
             # Each worker evaluates its share of the batches; the metrics' totals and
@@ -338,12 +340,12 @@ class Run:
             if skip >= self.steps_per_epoch():
                 # A checkpoint of an epoch's last step (earlier versions wrote
                 # them): only the epoch's end is left to do.
-                self._end_epoch_without_steps(trainer, state, evaluation, current)
+                self._end_epoch_without_steps(trainer, state, evaluation, current, validation_steps)
                 continue
             trainer.fit(
                 self._train_input(current, skip), initial_epoch=current, epochs=current + 1,
                 steps_per_epoch=self.steps_per_epoch() - skip,
-                validation_data=evaluation, callbacks=[state, *extra], verbose=0,
+                validation_data=evaluation, validation_steps=validation_steps, callbacks=[state, *extra], verbose=0,
             )
             if state.nan_at is not None:
                 kept = manager.latest_checkpoint or "none saved yet"
@@ -356,12 +358,12 @@ class Run:
             if state.stop_requested:  # at the epoch's last step: its end is saved
                 raise state.stopped()
 
-    def _end_epoch_without_steps(self, trainer, state, evaluation, epoch):
+    def _end_epoch_without_steps(self, trainer, state, evaluation, epoch, steps=None):
         """The end of epoch ``epoch`` (validation, checkpoint, files) for a run
         whose checkpoint already holds all of the epoch's steps; the training
         columns come from the epoch's row if the killed run had written it."""
         state.set_model(trainer)
-        results = trainer.evaluate(evaluation, return_dict=True, verbose=0, callbacks=[state])
+        results = trainer.evaluate(evaluation, steps=steps, return_dict=True, verbose=0, callbacks=[state])
         rows = artifacts.read_metrics(self.path(artifacts.METRICS))
         row = next((r for r in rows if (r["stage"], r["epoch"]) == (state.stage, str(epoch + 1))), {})
         training = {k: float(row[k]) for k in ("loss", "accuracy", "top5", "kept") if row.get(k)}

@@ -259,15 +259,30 @@ class IR2Trainer(tf.keras.Model):
     def test_step(self, data):
         images, labels = data[0], data[1]
         logits = self.student(images, training=False)
-        return self._update_metrics(tf.reduce_mean(cross_entropy(labels, logits)), labels, logits)
+        if len(data) < 3:
+            return self._update_metrics(tf.reduce_mean(cross_entropy(labels, logits)), labels, logits)
+        # (image, label, weight): a cluster's workers each evaluating their own
+        # files, padded to the same full batches with weight-0 examples
+        # (data.Dataset.evaluation); a batch of padding only counts nowhere.
+        weights = tf.cast(data[2], tf.float32)
+        count = tf.reduce_sum(weights)
+        loss = tf.math.divide_no_nan(tf.reduce_sum(cross_entropy(labels, logits) * weights), count)
+        return self._update_metrics(loss, labels, logits, weights, tf.minimum(count, 1.0))
 
-    def _update_metrics(self, loss, labels, logits):
-        """Updates and returns loss, accuracy and top-5 (the metrics on x)."""
+    def _update_metrics(self, loss, labels, logits, weights=None, loss_weight=None):
+        """Updates and returns loss, accuracy and top-5 (the metrics on x);
+        ``weights``: each example's (0: padding), ``loss_weight``: the batch's."""
         logits = tf.cast(logits, tf.float32)
-        self.loss_tracker.update_state(loss)
-        self.accuracy.update_state(labels, logits)
-        if self.top5 is not None:
-            self.top5.update_state(labels, logits)
+        if weights is None:
+            self.loss_tracker.update_state(loss)
+            self.accuracy.update_state(labels, logits)
+            if self.top5 is not None:
+                self.top5.update_state(labels, logits)
+        else:
+            self.loss_tracker.update_state(loss, sample_weight=loss_weight)
+            self.accuracy.update_state(labels, logits, sample_weight=weights)
+            if self.top5 is not None:
+                self.top5.update_state(labels, logits, sample_weight=weights)
         return {m.name: m.result() for m in (self.loss_tracker, self.accuracy, self.top5) if m is not None}
 
 
