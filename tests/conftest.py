@@ -81,6 +81,7 @@ def zoo_model():
 SLOW_FIXTURES = {
     "killed_and_resumed", "digits_run_16", "exported", "imported_b", "interrupted_cluster",
     "irnet_run", "installed", "smoke", "tars", "uninterrupted", "vgg", "served_weights", "recovery_weights",
+    "sharded_cluster",
 }
 
 

@@ -192,15 +192,14 @@ def _start(envs, args):
 
 
 def _finish(workers, timeout=400):
-    out = [(w.communicate(timeout=timeout)[1], w.returncode) for w in workers]
-    return out
+    return [(w.communicate(timeout=timeout)[1], w.returncode) for w in workers]
 
 
 @pytest.fixture(scope="module")
 def sharded_cluster(tmp_path_factory, data_dir):
     """Two workers training two epochs from the four-file dataset, each
     worker's reads recorded; then the same run SIGKILLed after a mid-epoch
-    checkpoint, refused on one worker, and resumed on two."""
+    checkpoint and resumed."""
     from test_multi_worker import free_ports, tf_config_env, wait_for_checkpoint
 
     root = tmp_path_factory.mktemp("sharded")
@@ -221,11 +220,10 @@ def sharded_cluster(tmp_path_factory, data_dir):
         w.send_signal(signal.SIGKILL)
     _finish(workers)
     at_kill = checkpoint_state(ckpt_dir)
-    alone = _finish(_start([dict(tf_config_env(free_ports(1), 0), PYTHONPATH=path)], [*args, f"--model_dir={model_dir}"]))
     resumed = _finish(_start(envs, [*args, f"--model_dir={model_dir}"]))
     print(f"sharded cluster: {time.time() - started:.0f} s", file=sys.stderr)
     return dict(reads=str(reads), reference=reference, model_dir=model_dir, uninterrupted=uninterrupted,
-                at_kill=at_kill, alone=alone, resumed=resumed)
+                at_kill=at_kill, resumed=resumed)
 
 
 def _lines(folder, name):
@@ -262,15 +260,13 @@ def test_validation_on_a_cluster_is_a_one_process_evaluation(sharded_cluster):
 
 
 @pytest.mark.slow
-def test_a_killed_cluster_resumes_only_on_as_many_workers_and_ends_as_an_uninterrupted_run(sharded_cluster):
+def test_a_killed_cluster_resumes_and_ends_as_an_uninterrupted_run(sharded_cluster):
     epoch, step, _ = sharded_cluster["at_kill"]
     assert 0 < step < 6, sharded_cluster["at_kill"]
-    ((log, code),) = sharded_cluster["alone"]
-    assert code != 0 and "Traceback" not in log, log[-3000:]
-    assert re.search(rf"stopped in the middle of stage 2, epoch {epoch + 1} \(step {step}\) on 2 workers.*resume it "
-                     "on 2 workers", log), log[-3000:]
     for log, code in sharded_cluster["resumed"]:
+        # (Resumed on the two workers its checkpoint names: not refused.)
         assert code == 0 and "Traceback" not in log, log[-3000:]
+        assert re.search(rf"Resuming stage 2 from \S+: epoch {epoch + 1}, step {step} ", log), log[-3000:]
     ckpt = os.path.join(artifacts.CHECKPOINTS, "stage2")
     model_dir, reference = sharded_cluster["model_dir"], sharded_cluster["reference"]
     assert checkpoint_state(os.path.join(model_dir, ckpt)) == checkpoint_state(os.path.join(reference, ckpt))
