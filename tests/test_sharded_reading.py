@@ -178,6 +178,34 @@ def test_another_worker_count_resumes_at_an_epoch_end_only(dataset):
         assert f"resume it on {stored} worker" in message and "stage 2, epoch 2 (step 3)" in message, message
 
 
+def test_blank_examples_count_nowhere_in_the_validation_figures():
+    """A worker's padded evaluation (weight-0 blanks filling its last
+    batches, whole batches of blanks too) scores as its examples alone."""
+    from ir2net_tf.models.common import FEATURES_LAYER
+    from ir2net_tf.training.trainer import IR2Trainer
+
+    tf.keras.utils.set_random_seed(0)
+
+    # The smallest model IR2Trainer takes: its final feature map, then logits.
+    model = tf.keras.Sequential([tf.keras.Input((8, 8, 3)), tf.keras.layers.Activation("linear", name=FEATURES_LAYER),
+                                 tf.keras.layers.Flatten(), tf.keras.layers.Dense(10)])
+    trainer = IR2Trainer(model, restriction_lambda=0.0)
+    trainer.compile(optimizer="sgd")
+    rng = np.random.default_rng(0)
+    images, classes = rng.normal(size=(13, 8, 8, 3)).astype(np.float32), rng.integers(0, 10, 13).astype(np.int32)
+    plain = trainer.evaluate(tf.data.Dataset.from_tensor_slices((images, classes)).batch(13), verbose=0,
+                             return_dict=True)
+    blanks = 4 * 8 - 13
+    padded = tf.data.Dataset.from_tensor_slices((
+        np.concatenate([images, np.zeros((blanks, 8, 8, 3), np.float32)]),
+        np.concatenate([classes, np.zeros(blanks, np.int32)]),
+        np.concatenate([np.ones(13, np.float32), np.zeros(blanks, np.float32)]))).batch(8)
+    result = trainer.evaluate(padded, verbose=0, return_dict=True)
+    for name in ("accuracy", "top5"):
+        assert result[name] == pytest.approx(plain[name], abs=1e-7), (name, result, plain)
+    assert np.isfinite(result["loss"])
+
+
 # ------------------------------------------------------------------ on a cluster
 
 

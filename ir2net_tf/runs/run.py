@@ -191,11 +191,13 @@ class Run:
             return
         if step >= self.steps_per_epoch(stored):
             return  # only the epoch's end is left
+        plural = "s" if stored != 1 else ""
         raise ValueError(
             f"This run stopped in the middle of stage {stage}, epoch {epoch + 1} (step {step}) on {stored} "
-            f"worker{'s' if stored != 1 else ''}, whose order of the epoch's examples depends on the worker count "
-            f"(each worker reads its own files of the training split); resume it on {stored} "
-            f"worker{'s' if stored != 1 else ''}. Another number of workers can take over at an epoch's end."
+            f"worker{plural}; {self.workers} workers would read that epoch in another order (it depends on the "
+            "worker count when each worker reads its own files of the training split), so some examples would be "
+            f"seen twice and others skipped: resume it on {stored} worker{plural}. Another number of workers can "
+            "take over at an epoch's end."
         )
 
     def _stage1_weights(self):
