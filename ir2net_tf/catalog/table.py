@@ -32,6 +32,11 @@ COLUMNS = (
     ("paper_top5", "top-5 (paper)"),
     ("reported_by", "reported by"),
 )
+# What the measured counts are computed from: a change to one of these
+# files or versions may change a row, so the table stores their fingerprint
+# (``inputs_fingerprint``) and a test asks for a regeneration when it differs.
+SOURCES = ("models", "nn", "zoo.py", os.path.join("catalog", "table.py"))
+LIBRARIES = ("tensorflow", "tf-keras", "larq", "larq-zoo")
 # Described facts: read from the spec, not measured on the built model.
 SPEC_KEYS = ("model", "variant", "input", "paper_top1", "paper_top5", "reported_by", "deploy_note")
 
@@ -83,8 +88,38 @@ def regenerate(path: str = TABLE_PATH, progress: bool = True) -> List[dict]:
     return rows
 
 
+def inputs_fingerprint() -> str:
+    """SHA-256 of the package's ``SOURCES`` (every ``.py`` file, by path and
+    contents) and the ``LIBRARIES``' installed versions."""
+    import hashlib
+    from importlib import metadata
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    files = []
+    for source in SOURCES:
+        path = os.path.join(package, source)
+        if os.path.isfile(path):
+            files.append(path)
+        for folder, _, names in os.walk(path):
+            files.extend(os.path.join(folder, n) for n in names if n.endswith(".py"))
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(os.path.relpath(path, package).replace(os.sep, "/").encode() + b"\0")
+        with open(path, "rb") as file:
+            digest.update(file.read() + b"\0")
+    for library in LIBRARIES:
+        digest.update(f"{library}=={metadata.version(library)}\0".encode())
+    return digest.hexdigest()
+
+
+def stored_fingerprint(path: str = TABLE_PATH) -> Optional[str]:
+    """The ``inputs_fingerprint`` the table was generated with."""
+    with open(path, encoding="utf-8") as file:
+        return json.load(file).get("inputs")
+
+
 def table_bytes(rows: List[dict]) -> bytes:
-    document = {"generated_by": REGENERATE, "rows": rows}
+    document = {"generated_by": REGENERATE, "inputs": inputs_fingerprint(), "rows": rows}
     return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode()
 
 
