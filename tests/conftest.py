@@ -85,6 +85,9 @@ SLOW_FIXTURES = {
 }
 
 
+# tryfirst: pytest-xdist's own hook (in each worker process) reads the
+# xdist_group markers to name the groups, so they must be set before it runs.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Marks the tests that use an expensive fixture slow, and groups them for
     pytest-xdist (``--dist loadgroup``, pytest.ini): the tests that share such a
