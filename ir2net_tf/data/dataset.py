@@ -244,7 +244,16 @@ class Dataset:
         return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
-def shuffled(ds: tf.data.Dataset, buffer: int, seed: int, epoch: int) -> tf.data.Dataset:
-    """``ds`` in epoch ``epoch``'s order: a function of (seed, epoch) only."""
-    return ds.shuffle(buffer, seed=seed * 100003 + epoch, reshuffle_each_iteration=False)
+def order_seed(seed: int, epoch: int, shards: int = 1, shard: int = 0) -> int:
+    """The seed of epoch ``epoch``'s order; with ``shards`` > 1, of worker
+    ``shard``'s own files (their order depends on the worker count too)."""
+    order = seed * 100003 + epoch
+    return order if shards == 1 else (order * 1009 + shards) * 1009 + shard
+
+
+def shuffled(ds: tf.data.Dataset, buffer: int, seed: int, epoch: int, shards: int = 1,
+             shard: int = 0) -> tf.data.Dataset:
+    """``ds`` in epoch ``epoch``'s order: a function of (seed, epoch) only, and
+    of (shards, shard) for a worker reading its own files (``order_seed``)."""
+    return ds.shuffle(buffer, seed=order_seed(seed, epoch, shards, shard), reshuffle_each_iteration=False)
 

@@ -249,13 +249,12 @@ def multi_worker(strategy) -> bool:
     return strategy.extended._in_multi_worker_mode()  # noqa: SLF001 — what tf.distribute itself asks
 
 
-def input_pipelines(strategy):
-    """(the cluster's input pipelines, this worker's index among them): one
-    per worker on a multi-worker cluster, as ``distribute_datasets_from_function``
-    numbers them; (1, 0) otherwise."""
+def input_pipelines(strategy) -> int:
+    """The cluster's input pipelines: one per worker on a multi-worker
+    cluster, as ``distribute_datasets_from_function`` counts them; else 1."""
     if not multi_worker(strategy):
-        return 1, 0
-    return strategy.extended._num_workers, strategy.extended._id_in_cluster  # noqa: SLF001 — its InputContext's
+        return 1
+    return strategy.extended._num_workers  # noqa: SLF001 — its InputContext's
 
 
 def is_chief(strategy) -> bool:

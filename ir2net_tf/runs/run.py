@@ -100,7 +100,7 @@ class Run:
             self.saved, reset = distribute.share(
                 self.strategy, "saved_config", lambda: model_dirs.check_run(self.model_dir, settings, overwrite))
             self.dataset = load_dataset(settings)
-            self.workers = distribute.input_pipelines(self.strategy)[0]
+            self.workers = distribute.input_pipelines(self.strategy)
             if self.workers > 1:
                 for line in self.dataset.describe_reading(self.workers, settings["batch_size"]):
                     logging.info("%s", line)

@@ -9,7 +9,7 @@ from typing import Optional
 import tensorflow as tf
 from absl import logging
 
-from ir2net_tf.data.dataset import EVAL_SPLITS, Dataset, SplitFiles, shuffled
+from ir2net_tf.data.dataset import EVAL_SPLITS, Dataset, SplitFiles, order_seed, shuffled
 from ir2net_tf.data.sources import imagenet_manual
 
 
@@ -90,11 +90,10 @@ def _tfds_source(builder, split, *, seed, epoch=None, shards=1, shard=0):
     sharding), in an order of (seed, epoch, shards, shard)."""
     import tensorflow_datasets as tfds
 
-    order = None if epoch is None else seed * 100003 + epoch
+    order = None if epoch is None else order_seed(seed, epoch, shards, shard)
     context = None
     if shards > 1:
         context = tf.distribute.InputContext(num_input_pipelines=shards, input_pipeline_id=shard)
-        order = None if order is None else (order * 1009 + shards) * 1009 + shard
     read_config = tfds.ReadConfig(shuffle_seed=order, interleave_cycle_length=16, input_context=context)
     ds = builder.as_dataset(
         split=split,
@@ -104,8 +103,7 @@ def _tfds_source(builder, split, *, seed, epoch=None, shards=1, shard=0):
         read_config=read_config,
     )
     if epoch is not None:
-        ds = ds.shuffle(10_000, seed=order, reshuffle_each_iteration=False) if shards > 1 else shuffled(
-            ds, 10_000, seed, epoch)
+        ds = shuffled(ds, 10_000, seed, epoch, shards, shard)
     return ds
 
 
