@@ -37,6 +37,7 @@ From Python::
 import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
+from ir2net_tf.addresses import Addresses
 from ir2net_tf.flag_domains import Domain, at_least, fraction, one_of, positive
 from ir2net_tf.path_args import DIR, FILE, WEIGHTS_SUFFIXES, PathArg
 
@@ -66,7 +67,8 @@ class Setting:
             otherwise the field's own default is the flag's.
         fallback: the value when neither the recipe nor the caller sets it
             (from_recipe settings).
-        domain, choices, path: the valid values (numbers, words, paths).
+        domain, choices, path, addresses: the valid values (numbers, words,
+            paths, server addresses).
         nullable: None is a valid resolved value ("unset": the documented
             default behaviour, e.g. ``binarizer`` None is the model's own).
         may_change: whether a resumed run may change it; ``reason`` says why.
@@ -81,6 +83,7 @@ class Setting:
     domain: Optional[Domain] = None
     choices: Optional[Tuple] = None
     path: Optional[PathArg] = None
+    addresses: Optional[Addresses] = None
     nullable: bool = False
     may_change: bool = False
     reason: str = ""
@@ -105,6 +108,8 @@ class Setting:
             raise ValueError(f"--{name} must be a string; got {value!r}.")
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"--{name} must be one of {', '.join(map(str, self.choices))}; got {value!r}.")
+        if self.addresses is not None and self.addresses.problem(value):
+            raise ValueError(f"--{name} {self.addresses.problem(value)}.")
         return value
 
 
@@ -254,6 +259,12 @@ class TrainConfig:
     checkpoint_every: int = setting(int, "Save a checkpoint every N steps (and at every epoch's end).",
                                     run_option=True, default=500, domain=at_least(1), stored=False,
                                     free="how often progress is saved; the weights do not depend on it")
+    data_service: str = setting(
+        str, "tf.data service dispatcher that makes the training batches on other machines (`python -m zoo "
+        "data-service` starts one there, with its one worker); on a cluster, one per worker or one for all. "
+        "Default: batches are made here.", run_option=True, default="", stored=False,
+        addresses=Addresses("a tf.data service dispatcher"),
+        free="where the training batches are made, not which: the same batches in the same order")
     tpu: str = setting(str, "TPU name or address for --strategy=tpu.", run_option=True, default="", stored=False,
                        free="which TPU, not how it computes")
     cluster_timeout: int = setting(int, "--strategy=multi_worker: seconds to wait for every worker at start-up.",
@@ -327,6 +338,8 @@ def markdown_table() -> str:
             return s.domain.describe()
         if s.path:
             return s.path.describe()
+        if s.addresses:
+            return s.addresses.describe()
         return "true \\| false" if s.type is bool else "text"
 
     def value(v) -> str:

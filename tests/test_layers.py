@@ -9,7 +9,7 @@ import os
 from tests_support import REPO
 
 # What every layer may use: the settings' declarations and small helpers.
-BASE = {"__init__", "_keras2", "_moved", "_util", "config", "flag_domains", "path_args"}
+BASE = {"__init__", "_keras2", "_moved", "_util", "addresses", "config", "flag_domains", "path_args"}
 BELOW = {
     "nn": set(),
     "data": set(),

@@ -15,6 +15,8 @@
   python -m zoo show-restriction ...      PNGs of the attention, mask and restricted
                                           input for real images
   python -m zoo import-pytorch CKPT ...   the authors' PyTorch checkpoint → Keras weights
+  python -m zoo data-service [--port P]   a tf.data service dispatcher and its one worker,
+                                          making the batches of `python -m train --data_service`
 """
 
 import argparse
@@ -89,6 +91,18 @@ def cmd_step_benchmark(args) -> int:
     return 0
 
 
+def cmd_data_service(args) -> int:
+    from ir2net_tf.data import service
+
+    try:
+        service.serve(args.port, args.worker_port, args.host)
+    except Exception as error:  # noqa: BLE001 — TensorFlow raises bare RuntimeErrors for a port in use
+        raise ValueError(f"The tf.data service could not start on port {args.port} (worker port "
+                         f"{args.worker_port or 'any'}): {str(error).splitlines()[0]}. Choose free ports "
+                         "(--port, --worker_port).") from None
+    return 0
+
+
 def add_list_parser(commands) -> None:
     p = commands.add_parser("list", help="one row per model and variant")
     p.add_argument("models", nargs="*", help="only these models (default: all)")
@@ -110,6 +124,7 @@ def list_parser() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     from ir2net_tf import zoo
     from ir2net_tf.catalog import benchmark, input_benchmark, show_restriction, verify
+    from ir2net_tf.data import service
 
     parser = argparse.ArgumentParser(prog=command_name("zoo"), description="The IR²Net model catalog.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("show-restriction", help="PNGs of what information restriction erases from images")
     show_restriction.add_arguments(p)
     p.set_defaults(run=show_restriction.run)
+    p = commands.add_parser("data-service", help="a tf.data service dispatcher and its worker (python -m train --data_service)")
+    p.add_argument("--port", type=argparse_type(at_least(1, high=65535)), default=service.DEFAULT_PORT,
+                   help=f"the dispatcher's port, which `python -m train --data_service` names (default "
+                        f"{service.DEFAULT_PORT})")
+    p.add_argument("--worker_port", type=argparse_type(at_least(0, high=65535)), default=0,
+                   help="the worker's port; trainers connect to it too (default 0: any free one)")
+    p.add_argument("--host", default="",
+                   help="the name trainers reach this machine by (default: its host name)")
+    p.set_defaults(run=cmd_data_service)
     # Listed for --help; main() hands its arguments to the import command as they are.
     commands.add_parser("import-pytorch", help="import an authors' PyTorch checkpoint (see its --help)")
     return parser

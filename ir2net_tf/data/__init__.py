@@ -14,7 +14,10 @@ The modules, each importing only those listed before it:
   preprocessing of each augmentation name;
 - ``dataset``: the ``Dataset`` object and its pipelines;
 - ``sources/``: ``digits``, ``tfds`` (with ``imagenet_manual``), ``folder``;
-- ``loader``: ``load(name)`` and the checks on a dataset name.
+- ``loader``: ``load(name)`` and the checks on a dataset name;
+- ``service``: training batches made by tf.data service (``--data_service``)
+  and the server that makes them (``python -m zoo data-service``); imported
+  by the run, not by this package.
 
 Importing the package imports TensorFlow (as ``data.py`` did before it was
 split; tensorflow-datasets and scikit-learn are imported only by the

@@ -39,6 +39,16 @@ def _define_setting(name: str, setting: config.Setting) -> None:
         domains.DEFINE_float(name, default, setting.help, setting.domain, **where)
     else:
         flags.DEFINE_string(name, default, setting.help, **where)
+        if setting.addresses is not None:
+            # A malformed address is refused while parsing, in one line (exit 2).
+            flags.register_validator(name, lambda text, rule=setting.addresses: _valid(rule, text))
+
+
+def _valid(rule, text) -> bool:
+    problem = rule.problem(text)
+    if problem:
+        raise flags.ValidationError(problem)
+    return True
 
 
 for _name, _setting in config.SETTINGS.items():

@@ -6,7 +6,8 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from ir2net_tf import data, zoo
+from ir2net_tf import config, data, zoo
+from ir2net_tf.data import service
 from ir2net_tf.nn import binarization
 from ir2net_tf.training.schedules import make_schedule
 from ir2net_tf.training.trainer import IR2Trainer, make_optimizer
@@ -58,7 +59,7 @@ def absolute_dataset(settings: dict) -> dict:
 class Run:
     def __init__(self, settings, *, model_dir, overwrite=False, checkpoint_every=500, strategy="default",
                  tpu="", mixed_precision=False, jit_compile=False, verbose=1, init_weights=None,
-                 restriction_shortcut=True, cluster_timeout=distribute.DEFAULT_CLUSTER_TIMEOUT):
+                 restriction_shortcut=True, cluster_timeout=distribute.DEFAULT_CLUSTER_TIMEOUT, data_service=""):
         # The run options a resume may not change (runs/at_resume.py) are kept
         # with the training settings in config.json, so that a resume is judged
         # against them; init_weights as an absolute path, valid from any folder.
@@ -83,6 +84,9 @@ class Run:
         # It writes no file, so a bad flag still leaves the directory untouched.
         self.strategy = distribute.make_strategy(strategy, tpu, cluster_timeout, settings=shared)
         check_settings(settings)
+        # Dispatchers making the training batches (data/service.py): each must answer now.
+        self.data_service = config.SETTINGS["data_service"].addresses.parse(data_service) if data_service else []
+        service.check_reachable(self.data_service)
         seeding.make_repeatable(settings["seed"], deterministic_ops=strategy == "default")
         self.chief = distribute.is_chief(self.strategy)
         replicas = self.strategy.num_replicas_in_sync
@@ -104,6 +108,13 @@ class Run:
             if self.workers > 1:
                 for line in self.dataset.describe_reading(self.workers, settings["batch_size"]):
                     logging.info("%s", line)
+            if self.data_service:
+                if len(self.data_service) not in (1, self.workers):
+                    raise ValueError(f"--data_service names {len(self.data_service)} dispatchers for "
+                                     f"{self.workers} worker(s): name one that all share, or one per worker.")
+                logging.info("Training batches are made by the tf.data service (dispatcher %s; one per worker "
+                             "in worker order when several), in order; validation batches here.",
+                             ", ".join(self.data_service))
             if init_weights:
                 # Before any file: a stage-1 file that does not fit stage 2
                 # (another model, head or --binarizer) is refused now.
@@ -137,7 +148,8 @@ class Run:
     def train(self):
         """Trains the stages not yet complete; the directory's lock is freed at the end."""
         try:
-            return self._train()
+            with service.Watch(self.data_service):
+                return self._train()
         finally:
             self.lock.release()
 
@@ -344,11 +356,16 @@ class Run:
                 # them): only the epoch's end is left to do.
                 self._end_epoch_without_steps(trainer, state, evaluation, current, validation_steps)
                 continue
-            trainer.fit(
-                self._train_input(current, skip), initial_epoch=current, epochs=current + 1,
-                steps_per_epoch=self.steps_per_epoch() - skip,
-                validation_data=evaluation, validation_steps=validation_steps, callbacks=[state, *extra], verbose=0,
-            )
+            try:
+                trainer.fit(
+                    self._train_input(current, skip), initial_epoch=current, epochs=current + 1,
+                    steps_per_epoch=self.steps_per_epoch() - skip, validation_data=evaluation,
+                    validation_steps=validation_steps, callbacks=[state, *extra], verbose=0,
+                )
+            except tf.errors.InvalidArgumentError as error:
+                if service.ORDER_MARK in str(error):
+                    raise ValueError(service.order_error(", ".join(self.data_service))) from None
+                raise
             if state.nan_at is not None:
                 kept = manager.latest_checkpoint or "none saved yet"
                 raise callbacks.NaNLoss(
@@ -378,11 +395,20 @@ class Run:
         see, data.Dataset.train)."""
         ds, batch = self.dataset, self.settings["batch_size"]
         if not distribute.multi_worker(self.strategy):
-            return ds.train(epoch, batch, skip_batches=skip)
-        return self.strategy.distribute_datasets_from_function(lambda context: ds.train(
+            return self._made_where_asked(ds.train(epoch, batch, skip_batches=skip), 0)
+        return self.strategy.distribute_datasets_from_function(lambda context: self._made_where_asked(ds.train(
             epoch, batch, skip_batches=skip, shards=context.num_input_pipelines, shard=context.input_pipeline_id,
             local_batch_size=context.get_per_replica_batch_size(batch),
-        ))
+        ), context.input_pipeline_id))
+
+    def _service_address(self, worker: int) -> str:
+        """The dispatcher of worker ``worker``'s batches: its own where
+        --data_service names one per worker, else the one they share."""
+        return self.data_service[worker % len(self.data_service)]
+
+    def _made_where_asked(self, pipeline, worker: int):
+        """``pipeline`` made here, or by the tf.data service (--data_service)."""
+        return service.served(pipeline, self._service_address(worker)) if self.data_service else pipeline
 
     def where(self) -> str:
         """Where training is, for an interrupted run's message."""
