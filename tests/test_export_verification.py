@@ -116,3 +116,48 @@ def test_int8_files_are_judged_by_top1_on_every_set():
     assert parity.judge(rounded, deploy.DEFAULT_MIN_AGREEMENT) != []
     (why,) = parity.judge({"random": _parity(0.5, 0.05, labelled=False)}, deploy.DEFAULT_MIN_AGREEMENT, quantized=True)
     assert "top-1 agreement 50.0 %" in why
+
+
+def _flipped(moved: int, samples: int = 64, every_input_a_little: float = 0.0):
+    """Parity figures of a random-weights model whose ``moved`` inputs each
+    met a rounding flip (moved by about a spread), the others equal."""
+    rng = np.random.default_rng(2)
+    keras = rng.normal(size=(samples, 10)).astype(np.float32)
+    lce = keras + rng.normal(scale=max(1e-6, every_input_a_little), size=keras.shape)
+    lce[:moved] += rng.normal(scale=1.0, size=(moved, 10))
+    close = np.abs(lce - keras).max(axis=1) <= 1e-3 * np.abs(keras).max()
+    return {**_figures(samples, 0, 0, 0), **deploy.output_difference(keras, lce), "close_fraction": float(close.mean())}
+
+
+def test_rounding_flips_in_most_inputs_pass_only_for_random_weights():
+    # IR2ResNet34 at 224 with random weights (docs/verification.md, "Rounding
+    # flips"): 43 of 64 inputs moved by flips, 21 equal; the median fails.
+    figures = _flipped(43)
+    assert deploy.difference_failure("random", figures) is not None
+    assert parity.rounding_flips(figures) and "21 of 64" in parity.rounding_flips(figures)
+    assert parity.judge({"random": dict(figures)}, deploy.DEFAULT_MIN_AGREEMENT, random_weights=True) == []
+    judged = {"random": dict(figures)}
+    parity.judge(judged, deploy.DEFAULT_MIN_AGREEMENT, random_weights=True)
+    assert "rounding flips" in report._parity_line("random", judged["random"])
+    # Trained weights: the median judges, as before.
+    assert parity.judge({"random": dict(figures)}, deploy.DEFAULT_MIN_AGREEMENT) != []
+    # A conversion that computes something else moves every input: refused, random weights or not.
+    wrong = _flipped(0, every_input_a_little=0.07)
+    assert wrong["close_fraction"] == 0 and parity.rounding_flips(wrong) is None
+    assert parity.judge({"random": wrong}, deploy.DEFAULT_MIN_AGREEMENT, random_weights=True) != []
+
+
+def test_the_sweep_judges_as_the_export_and_names_the_zero_padding_fault():
+    from ir2net_tf.catalog import verify
+
+    assert verify.judge_parity(_flipped(0), []) == (None, None)
+    failure, note = verify.judge_parity(_flipped(43), [])
+    assert failure is None and note.startswith("rounding flips")
+    failure, note = verify.judge_parity(_flipped(43), ["stage3_block1_bconv (2x2 input)"])
+    assert note is None and "zero-padded binary convolutions" in failure
+    failure, _ = verify.judge_parity(_flipped(60), [])
+    assert failure.startswith("parity:") and "computes something else" in failure
+    # A stored row of the old agreement rule is judged again from its figures.
+    row = {"ok": False, "failures": ["agreement: top-1 agreement 79.7 % < 80.0 %"], "hazards": [],
+           "agreement": _flipped(0)}
+    assert verify._rejudged(row)["ok"] and verify._rejudged(row)["failures"] == []

@@ -42,6 +42,17 @@ NEAR_TIE = 0.05
 # second. A smaller threshold would near float rounding where the spread is
 # small (it counts as at least CLOSE_TOLERANCE of the largest output).
 MAX_RELATIVE_DIFFERENCE = 1e-3
+# Random weights only: a conversion that computes something else moves every
+# input, but float rounding that flips one binary activation (a value within
+# rounding of zero) moves only the inputs where it happens, and in a deep
+# network with random weights and batch-norm statistics each such flip spreads
+# to the whole output, so the median input can move in a correct conversion
+# (docs/verification.md, "Rounding flips": IR2ResNet34 at 224, traced to one
+# activation of 1e-5 in stage 2's first block, moved 43 of 64 inputs). When
+# at least this fraction of the inputs is equal to rounding, and no layer has
+# LCE's zero-padding fault, the difference is read as rounding flips. The
+# conversion bugs met so far left almost no input close (above).
+ROUNDING_FLIPS_MIN_CLOSE = 0.125
 
 
 def random_inputs(input_shape: Sequence[int], count: int, seed: int = 0) -> np.ndarray:
@@ -132,6 +143,17 @@ def difference_failure(name: str, figures: Dict, threshold: float = MAX_RELATIVE
             "rounding, 1e-5): the file computes something else, check the ops above")
 
 
+def rounding_flips(figures: Dict) -> Optional[str]:
+    """A note when the random-weights ``figures`` fail the median only as
+    rounding flips do (``ROUNDING_FLIPS_MIN_CLOSE``), else None."""
+    close, samples = figures.get("close_fraction", 0.0), figures["samples"]
+    if close < ROUNDING_FLIPS_MIN_CLOSE:
+        return None
+    return (f"rounding flips: {round(close * samples)} of {samples} random inputs equal to rounding, the others "
+            "moved by binary activations within rounding of zero, which random weights spread to every output "
+            "(docs/verification.md)")
+
+
 def agreement_failure(name: str, figures: Dict, threshold: float) -> Optional[str]:
     """Why the parity ``figures`` on ``name`` inputs fail ``threshold``, or None.
 
@@ -151,7 +173,7 @@ def agreement_failure(name: str, figures: Dict, threshold: float) -> Optional[st
 
 
 def judge(figures_by_set: Dict[str, Dict], min_agreement: float, quantized: bool = False,
-          top1: bool = False) -> List[str]:
+          top1: bool = False, random_weights: bool = False) -> List[str]:
     """Why the parity figures (``{input set name: parity(...)}``) fail, one
     reason per failed check. Every input set is judged by what a correct
     conversion guarantees whatever the model learned: outputs as close as float rounding and rare rounding-flipped
@@ -162,7 +184,9 @@ def judge(figures_by_set: Dict[str, Dict], min_agreement: float, quantized: bool
     asked for (``top1``: --min-agreement given), and on every set for int8
     input or output (``quantized``: LCE's dummy quantization, latency tests
     only, rounds every output on purpose and is meant to keep the top-1 of
-    most inputs)."""
+    most inputs). ``random_weights`` (a model with random weights and no
+    layer of LCE's zero-padding fault): rounding flips (``rounding_flips``)
+    pass, with a note in the figures."""
     failures = []
     # Real images judge the file where there are some (a run's held-out
     # data, --images): random normal noise drives a large trained network
@@ -174,6 +198,9 @@ def judge(figures_by_set: Dict[str, Dict], min_agreement: float, quantized: bool
         if name == "random" and real and not quantized:
             continue
         why = None if quantized else difference_failure(name, figures)
+        if why and random_weights and rounding_flips(figures):
+            figures["note"] = rounding_flips(figures)
+            why = None
         if why is None and (quantized or (top1 and "keras_accuracy" in figures)):
             why = agreement_failure(name, figures, min_agreement)
         if why:

@@ -28,6 +28,8 @@ def _parity_line(name: str, figures: Dict) -> str:
         line += (f"; {100 * figures['judged_agreement']:.1f} % on the {figures['judged']} that are not near-ties, "
                  f"{figures['near_ties']} near-tie(s) (top-1 margin ≤ {figures['near_tie_margin']:.3g}) not judged, "
                  f"{figures['near_tie_disagreements']} of them disagreeing")
+    if figures.get("note"):
+        line += f"; {figures['note']}"
     if "keras_accuracy" in figures:
         line += (f", top-1 accuracy Keras {100 * figures['keras_accuracy']:.2f} % / "
                  f".tflite {100 * figures['lce_accuracy']:.2f} %")
