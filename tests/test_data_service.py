@@ -171,3 +171,10 @@ def test_a_dispatcher_that_stops_answering_ends_the_run_in_one_line():
     assert process.returncode == 1 and process.stdout == "still training\n", process.stdout + process.stderr
     assert re.search(r"^error: The tf.data service dispatcher at 127.0.0.1:\d+ has not answered for 1 s.*same "
                      "command to resume", process.stderr, flags=re.M), process.stderr
+
+
+def test_more_dispatchers_than_workers_are_refused_before_any_file(capsys, tmp_path):
+    code, _, err = train_cli(capsys, *SMALL_ONE_EPOCH, "--data_service=127.0.0.1:1,127.0.0.1:2",
+                             f"--model_dir={tmp_path}/run")
+    assert code == 1 and "names 2 dispatchers for 1 worker(s)" in err, err
+    assert not os.path.exists(tmp_path / "run")

@@ -86,6 +86,10 @@ class Run:
         check_settings(settings)
         # Dispatchers making the training batches (data/service.py): each must answer now.
         self.data_service = config.SETTINGS["data_service"].addresses.parse(data_service) if data_service else []
+        if len(self.data_service) not in (0, 1, distribute.input_pipelines(self.strategy)):
+            raise ValueError(f"--data_service names {len(self.data_service)} dispatchers for "
+                             f"{distribute.input_pipelines(self.strategy)} worker(s): name one that all share, or "
+                             "one per worker.")
         service.check_reachable(self.data_service)
         seeding.make_repeatable(settings["seed"], deterministic_ops=strategy == "default")
         self.chief = distribute.is_chief(self.strategy)
@@ -109,9 +113,6 @@ class Run:
                 for line in self.dataset.describe_reading(self.workers, settings["batch_size"]):
                     logging.info("%s", line)
             if self.data_service:
-                if len(self.data_service) not in (1, self.workers):
-                    raise ValueError(f"--data_service names {len(self.data_service)} dispatchers for "
-                                     f"{self.workers} worker(s): name one that all share, or one per worker.")
                 logging.info("Training batches are made by the tf.data service (dispatcher %s; one per worker "
                              "in worker order when several), in order; validation batches here.",
                              ", ".join(self.data_service))
