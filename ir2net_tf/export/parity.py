@@ -198,9 +198,9 @@ def judge(figures_by_set: Dict[str, Dict], min_agreement: float, quantized: bool
         if name == "random" and real and not quantized:
             continue
         why = None if quantized else difference_failure(name, figures)
-        if why and random_weights and rounding_flips(figures):
-            figures["note"] = rounding_flips(figures)
-            why = None
+        note = rounding_flips(figures) if why and random_weights else None
+        if note:
+            figures["note"], why = note, None
         if why is None and (quantized or (top1 and "keras_accuracy" in figures)):
             why = agreement_failure(name, figures, min_agreement)
         if why:

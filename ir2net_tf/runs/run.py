@@ -86,10 +86,10 @@ class Run:
         check_settings(settings)
         # Dispatchers making the training batches (data/service.py): each must answer now.
         self.data_service = config.SETTINGS["data_service"].addresses.parse(data_service) if data_service else []
-        if len(self.data_service) not in (0, 1, distribute.input_pipelines(self.strategy)):
-            raise ValueError(f"--data_service names {len(self.data_service)} dispatchers for "
-                             f"{distribute.input_pipelines(self.strategy)} worker(s): name one that all share, or "
-                             "one per worker.")
+        self.workers = distribute.input_pipelines(self.strategy)
+        if len(self.data_service) not in (0, 1, self.workers):
+            raise ValueError(f"--data_service names {len(self.data_service)} dispatchers for {self.workers} "
+                             "worker(s): name one that all share, or one per worker.")
         service.check_reachable(self.data_service)
         seeding.make_repeatable(settings["seed"], deterministic_ops=strategy == "default")
         self.chief = distribute.is_chief(self.strategy)
@@ -108,7 +108,6 @@ class Run:
             self.saved, reset = distribute.share(
                 self.strategy, "saved_config", lambda: model_dirs.check_run(self.model_dir, settings, overwrite))
             self.dataset = load_dataset(settings)
-            self.workers = distribute.input_pipelines(self.strategy)
             if self.workers > 1:
                 for line in self.dataset.describe_reading(self.workers, settings["batch_size"]):
                     logging.info("%s", line)
