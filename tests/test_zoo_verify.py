@@ -59,3 +59,13 @@ def test_the_docs_state_what_each_export_does_not_make_binary():
     assert notes and [spec.name for spec in zoo.MODELS.values() if spec.deploy_note]
     for note in notes:
         assert f"- {note}" in text
+
+
+
+def test_a_row_run_again_checks_the_same_random_model():
+    """verify_row builds through random_model: seeded, the same weights each time."""
+    import numpy as np
+
+    first, again = (verify.random_model("IR2ResNet20", input_shape=(32, 32, 3)) for _ in range(2))
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), again.get_weights()))
+    assert any(np.any(w != 0) and np.any(w != 1) for w in first.get_weights())

@@ -31,6 +31,7 @@ from ir2net_tf.flag_domains import argparse_type, at_least
 
 ORIGINAL = "original"  # the head label of a larq-zoo network without IR² (recovery=False)
 PARITY_SAMPLES = 64  # what `python -m export` checks a random-weights model on
+WEIGHTS_SEED = 0  # each row's random weights (verify_row)
 
 
 # ---------------------------------------------------------------- the rows
@@ -203,11 +204,23 @@ def _rejudged(row: dict) -> dict:
     return dict(row, failures=failures, parity_note=note, ok=not failures)
 
 
+def random_model(model_name: str, **kwargs):
+    """``zoo.build(model_name, **kwargs)`` with its weights drawn from ``WEIGHTS_SEED``."""
+    import tensorflow as tf
+
+    from ir2net_tf import zoo
+
+    tf.keras.utils.set_random_seed(WEIGHTS_SEED)  # Python's, NumPy's and TensorFlow's
+    return zoo.build(model_name, **kwargs)
+
+
 def verify_row(model_name: str, variant, recovery: bool, size: int, *, instructions: bool = False,
                samples: int = PARITY_SAMPLES) -> dict:
     """Runs every check on one model and head; a failing step is recorded in
     ``failures`` (with its exception) and the later steps that need it are
-    skipped."""
+    skipped. The random weights are drawn with seed ``WEIGHTS_SEED``, so a
+    row run again (here or on another machine, same TensorFlow) checks the
+    same model: which random models meet rounding flips depends on the draw."""
     import tensorflow as tf
 
     from ir2net_tf import zoo
@@ -223,7 +236,7 @@ def verify_row(model_name: str, variant, recovery: bool, size: int, *, instructi
     if spec.has_recovery:
         kwargs.update(recovery=recovery, variant=None if not recovery else variant)
     try:
-        model = _timed(row, "build", lambda: zoo.build(model_name, **kwargs))
+        model = _timed(row, "build", lambda: random_model(model_name, **kwargs))
         row.update(_timed(row, "step", lambda: training_step(model, spec)))
         if not row["step_ok"]:
             row["failures"].append(f"training step: loss {row['loss']}")
