@@ -56,3 +56,26 @@ def test_ratios_are_to_the_bare_backbone_and_only_for_imagenet():
 def test_unknown_rows_are_refused(capsys):
     assert main(["benchmark", "--models", "ResNet50"]) == 2
     assert "Unknown benchmark rows ['ResNet50']; choose from" in capsys.readouterr().err
+
+
+def test_a_row_the_converter_crashes_on_is_listed_and_written(tmp_path, capsys, monkeypatch):
+    """Conversions run in a fresh process (LCE 0.16 crashes with a segmentation
+    fault on larq-zoo's DoReFaNet at 224): a crash there is a row not converted."""
+    from ir2net_tf.catalog import isolated
+
+    def crashed(function, name, size):
+        raise isolated.ProcessDied(f"the process of {function.__name__}() died")
+
+    monkeypatch.setattr(benchmark.isolated, "call", crashed)
+    out = str(tmp_path / "bench")
+    args = ["benchmark", "--models", "IR2ResNet20-A", "--train", "--no_instructions",
+            "--runs", "1", "--rounds", "1", "--threads", "1", "--output_dir", out]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "not converted: LCE's converter crashed on IR2ResNet20-A at 32×32" in printed
+    rows = json.load(open(os.path.join(out, "results.json")))["rows"]
+    assert [r["model"] for r in rows] == ["IR2ResNet20-A"]
+    assert all("tflite_bytes" not in r and "latency_ms_1t" not in r and r["params"] > 0 for r in rows)
+    table = open(os.path.join(out, "results.md")).read()
+    assert "| IR2ResNet20-A | 32 |" in table and "| – | – | – ms" not in table
+    assert "Not converted: IR2ResNet20-A: LCE's converter crashed on IR2ResNet20-A at 32×32" in table

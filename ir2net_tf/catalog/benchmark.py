@@ -10,6 +10,9 @@ FLOPs from ``ir2net_tf.nn.complexity``, executed instructions per inference
 repeat) and, for a chosen few, training-step throughput
 (``ir2net_tf.catalog.throughput``). Writes ``results.json``, ``results.md`` and
 ``tradeoff.png``; ``--cache_dir`` keeps the flatbuffers and their counts.
+Each conversion runs in a fresh process: a row LCE cannot convert (an error,
+or a crash of the converter) is listed as not converted, and the others
+are measured.
 """
 
 import dataclasses
@@ -26,9 +29,10 @@ from typing import Callable, List, Optional, Tuple
 import tensorflow as tf
 
 from ir2net_tf import zoo
-from ir2net_tf.catalog import instructions
+from ir2net_tf.catalog import instructions, isolated
 from ir2net_tf.export.census import BCONV_OP, op_census
 from ir2net_tf.export.convert import convert, convert_float, float_twin
+from ir2net_tf.export.errors import DeployError
 from ir2net_tf.export.latency import measure_latency
 from ir2net_tf.catalog import measured
 from ir2net_tf.nn.complexity import complexity
@@ -119,8 +123,20 @@ def _cached(entry: Entry, cache_dir: Optional[str], size: int, suffix: str) -> O
     return os.path.join(cache_dir, f"{entry.name.replace(' ', '_')}_{size}{suffix}") if cache_dir else None
 
 
-def _flatbuffer(entry: Entry, model, cache_dir: Optional[str], size: int) -> Tuple[bytes, Optional[float]]:
-    """(flatbuffer, conversion seconds or None when reused from ``cache_dir``)."""
+def converted(name: str, size: int) -> bytes:
+    """The flatbuffer of entry ``name`` at ``size``, built afresh (random
+    weights: what the benchmark measures does not depend on their values).
+    Run in a fresh process (``isolated.call``), so that a converter crash
+    ends only it: LCE 0.16 crashes (a segmentation fault) or fails on
+    larq-zoo's DoReFaNet with its fully connected top at 224."""
+    entry = next(e for e in entries() if e.name == name)
+    model = entry.build(size)
+    return convert_float(model) if entry.float_model else convert(model)
+
+
+def _flatbuffer(entry: Entry, cache_dir: Optional[str], size: int) -> Tuple[bytes, Optional[float]]:
+    """(flatbuffer, conversion seconds or None when reused from ``cache_dir``);
+    a DeployError when LCE cannot convert the entry."""
     cached = _cached(entry, cache_dir, size, ".tflite")
     if cached and os.path.exists(cached):
         with open(cached, "rb") as f:
@@ -130,7 +146,10 @@ def _flatbuffer(entry: Entry, model, cache_dir: Optional[str], size: int) -> Tup
             raise ValueError(f"The cached file {cached} (--cache_dir) is {what}; delete it to convert the model again.")
         return flatbuffer, None
     start = time.perf_counter()
-    flatbuffer = convert_float(model) if entry.float_model else convert(model)
+    try:
+        flatbuffer = isolated.call(converted, entry.name, size)
+    except isolated.ProcessDied as error:
+        raise DeployError(f"LCE's converter crashed on {entry.name} at {size}×{size}: {error}") from error
     seconds = time.perf_counter() - start
     if cached:
         atomic_write(cached, flatbuffer)
@@ -162,8 +181,9 @@ def instruction_count(entry: Entry, flatbuffer: bytes, cache_dir: Optional[str],
 
 
 def measure(entry: Entry, *, size: int, train: bool, train_batch: int, cache_dir: Optional[str],
-            count: bool = True) -> Tuple[dict, bytes]:
-    """Everything but latency for one entry: (row, flatbuffer)."""
+            count: bool = True) -> Tuple[dict, Optional[bytes]]:
+    """Everything but latency for one entry: (row, flatbuffer); a row LCE
+    cannot convert has ``not_converted`` (why) and no flatbuffer."""
     from ir2net_tf.catalog.throughput import train_throughput
 
     input_size = entry.size or size
@@ -171,10 +191,14 @@ def measure(entry: Entry, *, size: int, train: bool, train_batch: int, cache_dir
     row = {"model": entry.name, "dataset": entry.dataset, "input": input_size,
            "reported_top1": entry.reported_top1, "source": entry.source}
     row.update(complexity(model).as_dict())
-    flatbuffer, row["convert_seconds"] = _flatbuffer(entry, model, cache_dir, input_size)
-    row["tflite_bytes"] = len(flatbuffer)
-    row["lce_bconv2d"] = op_census(flatbuffer).get(BCONV_OP, 0)
-    row["instructions"] = instruction_count(entry, flatbuffer, cache_dir, input_size) if count else None
+    try:
+        flatbuffer, row["convert_seconds"] = _flatbuffer(entry, cache_dir, input_size)
+    except DeployError as error:
+        flatbuffer, row["not_converted"] = None, str(error)
+    if flatbuffer is not None:
+        row["tflite_bytes"] = len(flatbuffer)
+        row["lce_bconv2d"] = op_census(flatbuffer).get(BCONV_OP, 0)
+        row["instructions"] = instruction_count(entry, flatbuffer, cache_dir, input_size) if count else None
     if train:
         if entry.ir2:
             row["train_ir2_images_per_second"] = train_throughput(model, ir2=True, batch_size=train_batch)[
@@ -193,6 +217,8 @@ def time_latency(rows: List[dict], flatbuffers: List[bytes], entries_: List[Entr
     for round_ in range(1, rounds + 1):
         print(f"latency round {round_}/{rounds} …", flush=True)
         for row, flatbuffer, entry in zip(rows, flatbuffers, entries_):
+            if flatbuffer is None:  # not converted
+                continue
             kernels = ("default",) if entry.float_model else ("default", "indirect_bgemm")
             latency = measure_latency(flatbuffer, kernels=kernels, threads=threads, runs=runs)
             if "latency" not in row:
@@ -203,7 +229,8 @@ def time_latency(rows: List[dict], flatbuffers: List[bytes], entries_: List[Entr
                 kept["min_ms"] = min(kept["min_ms"], new["min_ms"])
     for row in rows:
         for t in threads:
-            row[f"latency_ms_{t}t"] = min(r["median_ms"] for r in row["latency"] if r["threads"] == t)
+            if "latency" in row:
+                row[f"latency_ms_{t}t"] = min(r["median_ms"] for r in row["latency"] if r["threads"] == t)
 
 
 def add_ratios(rows: List[dict], threads) -> None:
@@ -214,7 +241,8 @@ def add_ratios(rows: List[dict], threads) -> None:
         if row["dataset"] != base["dataset"]:
             continue
         for t in threads:
-            row[f"latency_ratio_{t}t"] = row[f"latency_ms_{t}t"] / base[f"latency_ms_{t}t"]
+            if f"latency_ms_{t}t" in row and f"latency_ms_{t}t" in base:
+                row[f"latency_ratio_{t}t"] = row[f"latency_ms_{t}t"] / base[f"latency_ms_{t}t"]
         row["flops_ratio"] = row["flops"] / base["flops"]
         if row.get("instructions") and base.get("instructions"):
             row["instructions_ratio"] = row["instructions"] / base["instructions"]
@@ -226,6 +254,10 @@ def _fmt(value, spec):
 
 def _millions(value):
     return None if value is None else value / 1e6
+
+
+def _ms(value):
+    return "–" if value is None else f"{value:.1f} ms"
 
 
 def markdown(rows: List[dict], threads, header: str) -> str:
@@ -246,9 +278,10 @@ def markdown(rows: List[dict], threads, header: str) -> str:
         ) if ("train_plain_images_per_second" in r) else "–"
         lines.append(
             f"| {r['model']} | {r['input']} | {top1} | {r['flops'] / 1e6:,.1f}M | {_fmt(r.get('flops_ratio'), '.3f')} "
-            f"| {r['tflite_bytes'] / 1e6:.2f} MB | {_fmt(_millions(r.get('instructions')), ',.1f')}"
+            f"| {_fmt(_millions(r.get('tflite_bytes')), '.2f')}{' MB' if 'tflite_bytes' in r else ''} "
+            f"| {_fmt(_millions(r.get('instructions')), ',.1f')}"
             f"{'M' if r.get('instructions') else ''} | {_fmt(r.get('instructions_ratio'), '.3f')} "
-            f"| {r[f'latency_ms_{t1}t']:.1f} ms | {r[f'latency_ms_{t2}t']:.1f} ms "
+            f"| {_ms(r.get(f'latency_ms_{t1}t'))} | {_ms(r.get(f'latency_ms_{t2}t'))} "
             f"| {_fmt(r.get(f'latency_ratio_{t1}t'), '.3f')} | {_fmt(r.get(f'latency_ratio_{t2}t'), '.3f')} | {train} |"
         )
     lines += [
@@ -262,6 +295,7 @@ def markdown(rows: List[dict], threads, header: str) -> str:
         "it moves by 5–15 % between runs on a shared machine, so rank by the instruction ratio. "
         "Accuracies are reported by their sources, not measured here." + measured.note(rows),
     ]
+    lines += [f"\nNot converted: {r['model']}: {r['not_converted']}" for r in rows if "not_converted" in r]
     return "\n".join(lines)
 
 
@@ -271,7 +305,7 @@ def plot(rows: List[dict], path: str, threads) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [r for r in rows if r["reported_top1"] and r["dataset"] == "imagenet2012"]
+    points = [r for r in rows if r["reported_top1"] and r["dataset"] == "imagenet2012" and "not_converted" not in r]
     panels = [(f"latency_ms_{threads[0]}t", f"host latency, {threads[0]} thread (ms)", 1),
               ("flops", "FLOPs (BOPs/64 + FP MACs, millions)", 1e6)]
     if points and all(r.get("instructions") for r in points):
@@ -347,6 +381,9 @@ def run(args) -> int:
                                                  padding=args.padding))
         rows.append(row)
         flatbuffers.append(flatbuffer)
+        if flatbuffer is None:
+            print(f"    not converted: {row['not_converted']}", flush=True)
+            continue
         how = "reused" if row["convert_seconds"] is None else f"converted in {row['convert_seconds']:.1f} s"
         counted = f", {row['instructions'] / 1e6:,.1f} M instructions" if row["instructions"] else ""
         print(f"    {row['tflite_bytes']:,} bytes, {row['lce_bconv2d']} LceBconv2d, {how}{counted}", flush=True)

@@ -277,19 +277,17 @@ def verify_row(model_name: str, variant, recovery: bool, size: int, *, instructi
 
 
 def isolated_row(model_name: str, variant, recovery: bool, size: int, **options) -> dict:
-    """``verify_row`` in a fresh process, whose memory goes back when the row
-    ends: in one process the sweep at 224 grew to 20 GB by its 94th row and
-    the system killed it. A row whose process dies (out of memory, a crash
-    in the converter) is recorded as a failure saying so, and the sweep goes on."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
+    """``verify_row`` in a fresh process (``isolated.call``), whose memory
+    goes back when the row ends: in one process the sweep at 224 grew to
+    20 GB by its 94th row and the system killed it. A row whose process dies
+    (out of memory, a crash in the converter) is recorded as a failure
+    saying so, and the sweep goes on."""
+    from ir2net_tf.catalog import isolated
 
     started = time.perf_counter()
     try:
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            return pool.submit(verify_row, model_name, variant, recovery, size, **options).result()
-    except BrokenProcessPool:
+        return isolated.call(verify_row, model_name, variant, recovery, size, **options)
+    except isolated.ProcessDied:
         from ir2net_tf import zoo
 
         head = ORIGINAL if not recovery and zoo.get_spec(model_name).has_recovery else head_label(variant)
