@@ -202,8 +202,9 @@ def convert(
         detail = str(error).strip().splitlines()
         raise DeployError(
             f"LCE could not convert model {model.name!r}: {detail[-1] if detail else type(error).__name__}. "
-            "Some layer uses an operation that TFLite/LCE has no kernel for; only "
-            "Keras/Larq layers with TFLite builtin equivalents can be deployed."
+            "Either some layer uses an operation that TFLite/LCE has no kernel for (only Keras/Larq layers with "
+            "TFLite builtin equivalents can be deployed), or the converter itself failed on this model at this "
+            "size (LCE 0.16 does on larq-zoo's DoReFaNet with its fully connected top at 224, not at 64)."
         ) from error
     unknown = sorted({name for name, custom in operators(flatbuffer) if custom and name not in LCE_CUSTOM_OPS})
     if unknown:
