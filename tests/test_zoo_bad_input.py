@@ -61,7 +61,7 @@ def test_benchmark_names_an_empty_cached_tflite(tmp_path):
     cached = tmp_path / "IR2ResNet20-A_32.tflite"
     cached.write_bytes(b"")
     with pytest.raises(ValueError, match=f"{cached} \\(--cache_dir\\) is empty; delete it"):
-        benchmark._flatbuffer(entry, None, str(tmp_path), 32)
+        benchmark._flatbuffer(entry, str(tmp_path), 32)
 
 
 def _torch_state(**tensors):
