@@ -41,6 +41,11 @@ def head_label(variant) -> str:
     return "–" if variant is None else str(variant)
 
 
+def row_head(spec, variant, recovery: bool) -> str:
+    """A row's head: ``ORIGINAL`` for a larq-zoo network without its recovery head, else the variant."""
+    return ORIGINAL if not recovery and spec.has_recovery else head_label(variant)
+
+
 def plan() -> List[Tuple[str, Optional[str], bool]]:
     """(model, variant, recovery) of every model and head: each registered
     variant, plus, for a network with a published original (larq-zoo), that
@@ -229,7 +234,7 @@ def verify_row(model_name: str, variant, recovery: bool, size: int, *, instructi
     from ir2net_tf.export.parity import parity, random_inputs
 
     spec = zoo.get_spec(model_name)
-    head = ORIGINAL if not recovery and spec.has_recovery else head_label(variant)
+    head = row_head(spec, variant, recovery)
     row = {"model": model_name, "head": head, "size": size, "seconds": {}, "failures": []}
     started = time.perf_counter()
     kwargs = {"input_shape": (size, size, 3), "classifier_activation": None}
@@ -290,7 +295,7 @@ def isolated_row(model_name: str, variant, recovery: bool, size: int, **options)
     except isolated.ProcessDied:
         from ir2net_tf import zoo
 
-        head = ORIGINAL if not recovery and zoo.get_spec(model_name).has_recovery else head_label(variant)
+        head = row_head(zoo.get_spec(model_name), variant, recovery)
         return {"model": model_name, "head": head, "size": size, "ok": False,
                 "seconds": {"total": round(time.perf_counter() - started, 1)},
                 "failures": ["the row's process died (out of memory, or a crash in TensorFlow or the converter); "
@@ -394,7 +399,7 @@ def run(args) -> int:
 
     patterns = [p for value in args.models or [] for p in value.split(",") if p]
     todo = [(m, v, rec) for m, v, rec in plan()
-            if matches(patterns, m, ORIGINAL if not rec and zoo.get_spec(m).has_recovery else head_label(v))]
+            if matches(patterns, m, row_head(zoo.get_spec(m), v, rec))]
     if not todo:
         raise ValueError(f"--models {' '.join(args.models)} matches no model; choose among {sorted(zoo.MODELS)} "
                          "(shell patterns, e.g. 'IR2Quick*' or 'IR2QuickNet:B').")
@@ -406,7 +411,7 @@ def run(args) -> int:
     for index, (model, variant, recovery) in enumerate(todo, 1):
         spec = zoo.get_spec(model)
         size = size_for(spec, args.image_size)
-        head = ORIGINAL if not recovery and spec.has_recovery else head_label(variant)
+        head = row_head(spec, variant, recovery)
         key = row_key(model, head, size)
         prefix = f"[{index}/{len(todo)}] {model} {head} {size}px"
         if key in state["rows"] and not args.redo:

@@ -34,6 +34,15 @@ def normalize(images):
     return (images - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
 
 
+def _scaled_and_normalized(image, unit, shift=0.0):
+    """normalize(image·unit + shift) as one multiply-add per pixel:
+    image·(unit/std) + (shift − mean)/std (equal up to float rounding, below
+    1e-5). Three broadcasting operations on a 224² crop took 11 % of an
+    evaluation image's time on one core."""
+    std = tf.constant(IMAGENET_STD)
+    return image * (unit / std) + (shift - tf.constant(IMAGENET_MEAN)) / std
+
+
 def to_float(image):
     """uint8 (or already float 0–1) image → float32 on the 0–1 scale."""
     if image.dtype == tf.uint8:
@@ -122,8 +131,7 @@ def imagenet_train(image, seed, size: int):
     crop_seed, light_seed, flip_seed = _seeds(seed, 3)
     image, unit = _resized_crop(image, crop_seed, size, (0.08, 1.0), (3 / 4, 4 / 3))
     image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-    std = tf.constant(IMAGENET_STD)
-    return image * (unit / std) + (lighting_shift(light_seed) - tf.constant(IMAGENET_MEAN)) / std
+    return _scaled_and_normalized(image, unit, lighting_shift(light_seed))
 
 
 def imagenet_eval(image, size: int):
@@ -151,8 +159,7 @@ def imagenet_eval(image, size: int):
     left = (new_shape[1] - size) // 2
     image = image[top : top + size, left : left + size, :]
     image.set_shape([size, size, 3])
-    std = tf.constant(IMAGENET_STD)
-    return image * (to_unit / std) - tf.constant(IMAGENET_MEAN) / std
+    return _scaled_and_normalized(image, to_unit)
 
 
 def preprocessors(augment: str, size: int) -> Tuple[Callable, Callable]:
